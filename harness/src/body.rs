@@ -1,0 +1,252 @@
+//! The body process (B): forked by the supervisor, it puts itself in a known state, runs the
+//! test body, checks what the body left behind, and sends one record to the supervisor.
+//!
+//! The known state matters because a process inherits more than memory: Rust's runtime sets
+//! SIGPIPE to ignored, an ignored signal stays ignored across execve(2), and then `yes | head`
+//! would behave unlike it does in any shell. So B resets every signal to its default, empties
+//! the signal mask and turns off core dumps before the body starts.
+use std::any::Any;
+use std::io::Write;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+use nix::unistd::{Gid, Pid, Uid, getpid, setpgid};
+
+use crate::cgroup::{self, PidsCgroup};
+use crate::evidence;
+use crate::isolate::Isolation;
+use crate::procfs;
+use crate::report::frame;
+use crate::sysvipc;
+
+/// The pid of the body process, 0 outside an isolated test.
+static BODY_PID: AtomicI32 = AtomicI32::new(0);
+/// The write end of the result pipe, moved high so student code is unlikely to collide.
+static RESULT_FD: AtomicI32 = AtomicI32::new(-1);
+static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// The exit status of a stray child stopped by the guard.
+const STRAY_EXIT: i32 = 86;
+/// The lowest fd number the result pipe is moved to.
+const RESULT_FD_MIN: i32 = 900;
+
+/// What the supervisor hands to the body process.
+pub(crate) struct Setup<'a> {
+    pub result: OwnedFd,
+    pub output: OwnedFd,
+    pub scratch: PathBuf,
+    pub cgroup: Option<&'a PidsCgroup>,
+    pub test: &'a str,
+}
+
+/// The pid of the process running the test body, or `None` outside an isolated test.
+pub fn body_pid() -> Option<Pid> {
+    match BODY_PID.load(Ordering::SeqCst) {
+        0 => None,
+        pid => Some(Pid::from_raw(pid)),
+    }
+}
+
+/// A directory private to this test, removed with everything in it when the test ends.
+///
+/// Panics outside an isolated test body.
+pub fn scratch_dir() -> PathBuf {
+    SCRATCH.get().cloned().expect("scratch_dir() is only available inside isolated()")
+}
+
+/// Calls student code that may fork. If a forked child returns from it (or panics out of it)
+/// instead of exiting, that child is stopped here at once and the test fails with
+/// "a child process returned into the test instead of exiting". The process that called
+/// `student` gets the function's result as usual.
+pub fn student<T>(f: impl FnOnce() -> T) -> T {
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    stop_if_stray(result.as_ref().err().map(|p| panic_text(p.as_ref())));
+    result.unwrap_or_else(|p| panic::resume_unwind(p))
+}
+
+fn send(tag: &str, payload: &str) {
+    let fd = RESULT_FD.load(Ordering::SeqCst);
+    if fd < 0 {
+        return;
+    }
+    let bytes = frame(tag, payload);
+    // SAFETY: writes a buffer we own to the result pipe's fd (inherited across fork).
+    let _ = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+/// In a forked copy of the body process: report and leave without running more test code.
+fn stop_if_stray(panicked: Option<String>) {
+    let body = BODY_PID.load(Ordering::SeqCst);
+    let me = getpid().as_raw();
+    if body == 0 || me == body {
+        return;
+    }
+    let how = match panicked {
+        Some(msg) => format!(" (it panicked: {msg})"),
+        None => String::new(),
+    };
+    send(
+        "stray",
+        &format!(
+            "a child process returned into the test instead of exiting: pid {me}, forked from the test process \
+             {body}, came back from the code under test{how}. A child must end with exit() or _exit() (or exec); \
+             otherwise it goes on to run the caller's code as a second copy."
+        ),
+    );
+    let _ = std::io::stdout().flush();
+    // SAFETY: _exit never returns and runs no destructors or atexit handlers: right for a copy.
+    unsafe { libc::_exit(STRAY_EXIT) }
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".into()
+    }
+}
+
+/// Runs in the body process; never returns.
+pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! {
+    BODY_PID.store(getpid().as_raw(), Ordering::SeqCst);
+    let _ = SCRATCH.set(setup.scratch.clone());
+    // SAFETY: F_DUPFD_CLOEXEC duplicates an fd we own to the lowest free number >= 900.
+    let high = unsafe { libc::fcntl(setup.result.as_raw_fd(), libc::F_DUPFD_CLOEXEC, RESULT_FD_MIN) };
+    if high >= 0 {
+        drop(setup.result);
+        RESULT_FD.store(high, Ordering::SeqCst);
+    } else {
+        RESULT_FD.store(setup.result.into_raw_fd(), Ordering::SeqCst);
+    }
+    // SAFETY: dup2 onto 1 and 2 replaces stdout and stderr with the capture pipe.
+    unsafe {
+        libc::dup2(setup.output.as_raw_fd(), 1);
+        libc::dup2(setup.output.as_raw_fd(), 2);
+    }
+    drop(setup.output);
+
+    let notes = prepare(setup.cgroup);
+    for note in &notes {
+        send("note", note);
+    }
+    let private_ipc = !notes.iter().any(|n| n.contains("IPC namespace"));
+    let fds_before = if opts.check_fds { procfs::fds(getpid()).unwrap_or_default() } else { Vec::new() };
+    let ipc_before = sysvipc::list();
+
+    panic::set_hook(Box::new(|info| {
+        let msg = panic_text(info.payload());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{msg}\n(panicked{at})"));
+    }));
+    let _ = setup.test;
+    let result = panic::catch_unwind(AssertUnwindSafe(body));
+    stop_if_stray(result.as_ref().err().map(|p| panic_text(p.as_ref())));
+    match result {
+        Err(payload) => {
+            let recorded = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let msg = recorded.unwrap_or_else(|| panic_text(payload.as_ref()));
+            let tag = if msg.starts_with("not yet implemented") { "notstarted" } else { "panic" };
+            send(tag, &msg);
+        }
+        Ok(()) => {
+            let leaks = leak_check(opts, &fds_before, &ipc_before, private_ipc);
+            if leaks.is_empty() {
+                send("pass", "");
+            } else {
+                send("leak", &leaks.join("\n"));
+            }
+        }
+    }
+    let _ = std::io::stdout().flush();
+    // SAFETY: leave without returning into libtest, which would report on its own.
+    unsafe { libc::_exit(0) }
+}
+
+/// Puts the body process into the known state; returns notes about what was not permitted.
+fn prepare(cgroup: Option<&PidsCgroup>) -> Vec<String> {
+    let mut notes = Vec::new();
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: restoring the default disposition; glibc refuses its internal signals.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+
+    let capped = match cgroup {
+        Some(cg) => cg.join().is_ok(),
+        None => false,
+    };
+    if !capped && cgroup::limit_nproc().is_err() {
+        notes.push("could not cap the number of processes (no writable pids cgroup, RLIMIT_NPROC refused)".into());
+    }
+    if unshare(CloneFlags::CLONE_NEWIPC).is_err() && private_ipc_as_user().is_err() {
+        notes.push(
+            "no private IPC namespace here (unshare refused, also with a user namespace): System V objects \
+             are tracked by creator pid instead, so a leaked semaphore set or queue can go unnoticed"
+                .into(),
+        );
+    }
+    notes
+}
+
+/// Unprivileged route to a private IPC namespace: a user namespace that maps our own uid and
+/// gid to themselves (user_namespaces(7)), which grants the right to unshare the IPC one.
+fn private_ipc_as_user() -> std::io::Result<()> {
+    let (uid, gid) = (Uid::current(), Gid::current());
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWIPC)?;
+    std::fs::write("/proc/self/setgroups", "deny")?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    Ok(())
+}
+
+/// What the body left behind, one sentence each; removes leaked IPC objects as it goes.
+fn leak_check(opts: &Isolation, fds_before: &[procfs::Fd], ipc_before: &[sysvipc::IpcObject], private_ipc: bool) -> Vec<String> {
+    let me = getpid();
+    let mut leaks = Vec::new();
+    let tree = procfs::descendants(me);
+    for z in tree.iter().filter(|p| p.state == 'Z' && p.ppid == me.as_raw()) {
+        leaks.push(format!(
+            "pid {} ({}) is a zombie (state Z): it exited but nobody called waitpid on it",
+            z.pid, z.comm
+        ));
+    }
+    if tree.iter().any(|p| p.ppid != me.as_raw() || p.state != 'Z') {
+        leaks.push(format!(
+            "processes are still alive after the test ended (a daemon, or a child nobody waited for):\n{}",
+            evidence::describe(&tree)
+        ));
+    }
+    let ours = |o: &sysvipc::IpcObject| {
+        private_ipc || (!ipc_before.contains(o) && o.cpid.is_some_and(|c| c == me.as_raw() || tree.iter().any(|p| p.pid == c)))
+    };
+    for object in sysvipc::list().into_iter().filter(ours) {
+        leaks.push(format!("{object} was left behind: nobody removed it with IPC_RMID"));
+        let _ = sysvipc::remove(&object);
+    }
+    if opts.check_fds {
+        let result_fd = RESULT_FD.load(Ordering::SeqCst);
+        for fd in procfs::fds(me).unwrap_or_default() {
+            if fd.fd != result_fd && !fds_before.contains(&fd) {
+                leaks.push(format!("fd {} ({}) is still open in the test process: nobody closed it", fd.fd, fd.target));
+            }
+        }
+    }
+    leaks
+}

@@ -1,0 +1,143 @@
+//! Turns a set of processes into evidence a student can read: a process table (pid, ppid,
+//! state, command), each process's open fds, who holds which end of every pipe, and, for a
+//! process stuck reading a pipe, who keeps it from ever seeing end-of-file.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use nix::unistd::Pid;
+
+use crate::procfs::{self, Fd, Stat};
+
+/// A table of processes with pid, ppid, pgid, sid, state and command.
+pub fn process_table(procs: &[Stat]) -> String {
+    let mut out = String::from("    PID   PPID   PGID    SID STATE COMMAND\n");
+    for p in procs {
+        let _ = writeln!(
+            out,
+            "{:>7} {:>6} {:>6} {:>6} {:<5} {}",
+            p.pid,
+            p.ppid,
+            p.pgrp,
+            p.session,
+            state_word(p.state),
+            procfs::cmdline(Pid::from_raw(p.pid))
+        );
+    }
+    out
+}
+
+/// `Z` -> `Z (zombie)` and so on, so the letters teach as they go.
+pub fn state_word(state: char) -> String {
+    let word = match state {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "disk sleep",
+        'Z' => "zombie",
+        'T' => "stopped",
+        't' => "traced",
+        'X' => "dead",
+        'I' => "idle",
+        _ => "?",
+    };
+    format!("{state} ({word})")
+}
+
+/// The open fds of each process, and every pipe with the holders of each end.
+pub fn fd_tables(procs: &[Stat]) -> String {
+    let tables = read_fds(procs);
+    let mut out = String::new();
+    for (pid, fds) in &tables {
+        let list: Vec<String> = fds.iter().map(|f| format!("{}={}{}", f.fd, f.target, end_mark(f))).collect();
+        let _ = writeln!(out, "  pid {pid} fds: {}", list.join("  "));
+    }
+    let pipes = pipe_ends(&tables);
+    for (inode, ends) in &pipes {
+        let _ = writeln!(out, "  pipe:[{inode}] read end: {}; write end: {}", holders(&ends.0), holders(&ends.1));
+    }
+    for line in stuck_readers(procs, &tables, &pipes) {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
+}
+
+/// Why each process blocked in `read` on a pipe will never see EOF, one sentence each.
+pub fn blocked_pipe_readers(procs: &[Stat]) -> Vec<String> {
+    let tables = read_fds(procs);
+    let pipes = pipe_ends(&tables);
+    stuck_readers(procs, &tables, &pipes)
+}
+
+type Holders = Vec<(i32, i32)>;
+
+fn read_fds(procs: &[Stat]) -> BTreeMap<i32, Vec<Fd>> {
+    procs
+        .iter()
+        .filter(|p| p.state != 'Z')
+        .filter_map(|p| Some((p.pid, procfs::fds(Pid::from_raw(p.pid)).ok()?)))
+        .collect()
+}
+
+fn end_mark(fd: &Fd) -> &'static str {
+    match (fd.pipe_inode().is_some(), fd.access) {
+        (false, _) => "",
+        (true, 0) => "(r)",
+        (true, 1) => "(w)",
+        (true, _) => "(rw)",
+    }
+}
+
+fn pipe_ends(tables: &BTreeMap<i32, Vec<Fd>>) -> BTreeMap<u64, (Holders, Holders)> {
+    let mut pipes: BTreeMap<u64, (Holders, Holders)> = BTreeMap::new();
+    for (pid, fds) in tables {
+        for fd in fds {
+            if let Some(inode) = fd.pipe_inode() {
+                let ends = pipes.entry(inode).or_default();
+                if fd.readable() {
+                    ends.0.push((*pid, fd.fd));
+                }
+                if fd.writable() {
+                    ends.1.push((*pid, fd.fd));
+                }
+            }
+        }
+    }
+    pipes
+}
+
+fn holders(list: &Holders) -> String {
+    if list.is_empty() {
+        return "nobody".into();
+    }
+    list.iter().map(|(pid, fd)| format!("pid {pid} fd {fd}")).collect::<Vec<_>>().join(", ")
+}
+
+fn stuck_readers(procs: &[Stat], tables: &BTreeMap<i32, Vec<Fd>>, pipes: &BTreeMap<u64, (Holders, Holders)>) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in procs.iter().filter(|p| p.state == 'S') {
+        let Some(fd) = procfs::blocked_read_fd(Pid::from_raw(p.pid)) else { continue };
+        let Some(inode) = tables.get(&p.pid).and_then(|fds| fds.iter().find(|f| f.fd == fd)?.pipe_inode()) else {
+            continue;
+        };
+        let writers = pipes.get(&inode).map(|e| e.1.clone()).unwrap_or_default();
+        if writers.is_empty() {
+            continue;
+        }
+        for (pid, wfd) in writers {
+            let itself = if pid == p.pid { ", the reader itself" } else { "" };
+            out.push(format!(
+                "pid {} is blocked reading pipe:[{inode}] on fd {fd}: the reader never saw EOF because pid {pid} \
+                 still holds the write end (fd {wfd}{itself})",
+                p.pid
+            ));
+        }
+    }
+    out
+}
+
+/// Everything about a set of processes: the table, then fds and pipes.
+pub fn describe(procs: &[Stat]) -> String {
+    if procs.is_empty() {
+        return "  (no processes)\n".into();
+    }
+    format!("{}{}", process_table(procs), fd_tables(procs))
+}

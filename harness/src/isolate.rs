@@ -1,0 +1,173 @@
+//! The parent side of an isolated test: re-execute the test binary for this one test, wait
+//! for the supervisor's report, and turn it into a pass or a panic with evidence.
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::report::{self, Report, VERDICT_TAG, Verdict};
+use crate::supervisor;
+
+/// The variable that tells a re-executed test binary which test to supervise.
+pub(crate) const CHILD_ENV: &str = "OSKATA_ISOLATED_TEST";
+/// How long the parent waits past the test's own deadline for the supervisor to report.
+const GRACE: Duration = Duration::from_secs(20);
+/// The default deadline of a test body.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Options for one isolated test; [`isolated`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct Isolation {
+    pub(crate) deadline: Duration,
+    pub(crate) check_fds: bool,
+}
+
+impl Default for Isolation {
+    fn default() -> Self {
+        Isolation { deadline: DEFAULT_DEADLINE, check_fds: false }
+    }
+}
+
+/// Runs `body` isolated with the default options and panics with the evidence if it fails.
+pub fn isolated(body: impl FnOnce()) {
+    Isolation::new().run(body)
+}
+
+impl Isolation {
+    /// The defaults: a 10 s deadline, no fd check.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long the body may run before it is stopped and reported as timed out.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Also fail when the body returns with fds open that it did not have at the start.
+    pub fn check_fds(mut self) -> Self {
+        self.check_fds = true;
+        self
+    }
+
+    /// Runs `body` isolated and panics, with the verdict tag the grader reads, unless it passed.
+    pub fn run(self, body: impl FnOnce()) {
+        let report = self.report(body);
+        if !report.passed() {
+            let output = if report.output.is_empty() {
+                String::new()
+            } else {
+                format!("\n--- what the test's processes printed ---\n{}", report.output)
+            };
+            panic!("{VERDICT_TAG}{}@@ {}\n{}{output}", report.verdict.word(), report.verdict, report.message);
+        }
+    }
+
+    /// Runs `body` isolated and returns the report instead of panicking: for tests of the
+    /// harness itself, which need to see a failure happen.
+    pub fn report(self, body: impl FnOnce()) -> Report {
+        let name = match thread::current().name() {
+            Some(name) if name != "main" => name.to_owned(),
+            _ => panic!("oskata-harness: isolated() must be called from a #[test] function's own thread"),
+        };
+        if std::env::var(CHILD_ENV).is_ok_and(|n| n == name) {
+            supervisor::run(&self, &name, body)
+        }
+        spawn_supervisor(&self, &name)
+    }
+}
+
+/// Starts `<this test binary> --exact <name>` as the supervisor and waits for its report.
+fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
+    let exe = std::env::current_exe().expect("oskata-harness: cannot find the test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
+        .env(CHILD_ENV, name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // If this test thread dies, the supervisor dies too (and then its whole tree).
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("oskata-harness: cannot re-execute the test binary");
+    let pid = child.id() as i32;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let err_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = (&mut stderr).take(1 << 20).read_to_end(&mut buf);
+        buf
+    });
+    let out_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = (&mut stdout).take(8 << 20).read_to_end(&mut buf);
+        buf
+    });
+
+    let limit = opts.deadline + GRACE;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the supervisor") {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            // SAFETY: plain kill(2) of the supervisor's own process group.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Report {
+            verdict: Verdict::TimedOut,
+            message: format!(
+                "the harness's supervisor for `{name}` gave no report within {limit:?} and was killed; \
+                 this is a bug in the harness, not in your code. Its stderr:\n{}",
+                String::from_utf8_lossy(&err)
+            ),
+            output: String::new(),
+        };
+    };
+    match find_report(&out) {
+        Some(report) => report,
+        None => Report {
+            verdict: Verdict::Failed,
+            message: format!(
+                "the re-executed test binary did not run `{name}` (it sent no report; exit {status}). \
+                 Each isolated test needs a unique name and must call isolated() from its own #[test] \
+                 thread.\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            ),
+            output: String::new(),
+        },
+    }
+}
+
+/// The marker before the supervisor's framed report on its stdout.
+pub(crate) const REPORT_MARK: &str = "\n@@oskata-report@@\n";
+
+fn find_report(out: &[u8]) -> Option<Report> {
+    let mark = REPORT_MARK.as_bytes();
+    let at = out.windows(mark.len()).rposition(|w| w == mark)?;
+    let recs = report::records(&out[at + mark.len()..]);
+    let get = |tag: &str| recs.iter().find(|(t, _)| t == tag).map(|(_, v)| v.clone());
+    Some(Report {
+        verdict: Verdict::from_word(&get("verdict")?)?,
+        message: get("message").unwrap_or_default(),
+        output: get("output").unwrap_or_default(),
+    })
+}

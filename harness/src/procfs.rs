@@ -1,0 +1,304 @@
+//! Readers for the kernel's own account of a process: `/proc/<pid>/stat`, `status`, `fd`,
+//! `fdinfo`, `smaps` and `task`. See proc(5).
+//!
+//! Tests use these to observe instead of trusting what the student's code claims: a zombie
+//! is the letter `Z` in `stat`, a daemon's session is a field of `stat`, a pipe end is an fd
+//! link `pipe:[inode]` opened read-only or write-only.
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+
+use nix::unistd::Pid;
+
+/// The fields of `/proc/<pid>/stat` the kit needs, parsed the safe way.
+///
+/// The command name (field 2) is wrapped in parentheses but may itself hold spaces and `)`:
+/// a process can call itself `a) Z (b` with `prctl(PR_SET_NAME)`. The only sound parse takes
+/// the name up to the *last* `)` and splits the rest on spaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: i32,
+    /// The command name, at most 15 bytes, as `prctl(PR_SET_NAME)` or exec left it.
+    pub comm: String,
+    /// `R` running, `S` sleeping, `D` disk sleep, `Z` zombie, `T` stopped, `t` traced, `X` dead...
+    pub state: char,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub session: i32,
+    /// The controlling terminal as a device number; 0 means none.
+    pub tty_nr: i32,
+    /// Minor page faults: satisfied without I/O (first touch, copy-on-write).
+    pub minflt: u64,
+    /// Major page faults: needed I/O.
+    pub majflt: u64,
+    pub num_threads: i64,
+}
+
+impl Stat {
+    /// Parses the text of a `stat` file.
+    pub fn parse(text: &str) -> io::Result<Stat> {
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("bad stat ({what}): {text:?}"));
+        let open = text.find('(').ok_or_else(|| bad("no `(`"))?;
+        let close = text.rfind(')').ok_or_else(|| bad("no `)`"))?;
+        if close < open {
+            return Err(bad("`)` before `(`"));
+        }
+        let pid = text[..open].trim().parse().map_err(|_| bad("pid"))?;
+        let comm = text[open + 1..close].to_owned();
+        // Fields after the name, numbered as in proc(5) starting at field 3 (state).
+        let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+        let field = |n: usize| -> io::Result<&str> { rest.get(n - 3).copied().ok_or_else(|| bad("short")) };
+        let num = |n: usize| -> io::Result<i64> { field(n)?.parse().map_err(|_| bad("number")) };
+        Ok(Stat {
+            pid,
+            comm,
+            state: field(3)?.chars().next().ok_or_else(|| bad("state"))?,
+            ppid: num(4)? as i32,
+            pgrp: num(5)? as i32,
+            session: num(6)? as i32,
+            tty_nr: num(7)? as i32,
+            minflt: num(10)? as u64,
+            majflt: num(12)? as u64,
+            num_threads: num(20)?,
+        })
+    }
+}
+
+/// Reads `/proc/<pid>/stat`.
+pub fn stat(pid: Pid) -> io::Result<Stat> {
+    Stat::parse(&fs::read_to_string(format!("/proc/{pid}/stat"))?)
+}
+
+/// The state letter of `pid`, or `None` once the process is gone (reaped).
+pub fn state(pid: Pid) -> Option<char> {
+    stat(pid).ok().map(|s| s.state)
+}
+
+/// `/proc/<pid>/status` as `key -> value` (`Umask`, `SigIgn`, `SigCgt`, `Threads`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct Status(pub BTreeMap<String, String>);
+
+impl Status {
+    /// The value of one line, trimmed.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// The file-creation mask (`Umask:` is octal).
+    pub fn umask(&self) -> Option<u32> {
+        u32::from_str_radix(self.get("Umask")?, 8).ok()
+    }
+
+    /// A signal mask line (`SigIgn`, `SigCgt`, `SigBlk`) as bits; signal N is bit N-1.
+    pub fn signal_mask(&self, key: &str) -> Option<u64> {
+        u64::from_str_radix(self.get(key)?, 16).ok()
+    }
+}
+
+/// Reads `/proc/<pid>/status`.
+pub fn status(pid: Pid) -> io::Result<Status> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let map = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect();
+    Ok(Status(map))
+}
+
+/// One open file descriptor of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fd {
+    pub fd: i32,
+    /// What the `/proc/<pid>/fd/<n>` link points to: a path, `pipe:[inode]`, `socket:[inode]`...
+    pub target: String,
+    /// The access mode from `fdinfo`: `O_RDONLY` (0), `O_WRONLY` (1) or `O_RDWR` (2).
+    pub access: u32,
+}
+
+impl Fd {
+    /// The pipe's inode if this fd is a pipe end (anonymous pipe or FIFO opened as `pipe:`).
+    pub fn pipe_inode(&self) -> Option<u64> {
+        self.target.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
+    }
+    /// True for the end a process may write to.
+    pub fn writable(&self) -> bool {
+        self.access == 1 || self.access == 2
+    }
+    /// True for the end a process may read from.
+    pub fn readable(&self) -> bool {
+        self.access == 0 || self.access == 2
+    }
+}
+
+/// Lists the open fds of `pid` with their targets and access modes, sorted by number.
+pub fn fds(pid: Pid) -> io::Result<Vec<Fd>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let entry = entry?;
+        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else { continue };
+        // An fd can close between readdir and readlink: skip it.
+        let Ok(target) = fs::read_link(entry.path()) else { continue };
+        let access = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("flags:"))
+                    .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+            })
+            .map_or(0, |flags| flags & 0o3);
+        out.push(Fd { fd, target: target.to_string_lossy().into_owned(), access });
+    }
+    out.sort_by_key(|f| f.fd);
+    Ok(out)
+}
+
+/// One mapping of `/proc/<pid>/smaps` with its counters in kB (`Rss`, `Shared_Dirty`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub perms: String,
+    pub path: String,
+    pub kb: BTreeMap<String, u64>,
+}
+
+impl Mapping {
+    /// A counter in kB, 0 when absent.
+    pub fn kb(&self, key: &str) -> u64 {
+        self.kb.get(key).copied().unwrap_or(0)
+    }
+    /// True when `addr` lies inside the mapping.
+    pub fn contains(&self, addr: u64) -> bool {
+        (self.start..self.end).contains(&addr)
+    }
+}
+
+/// Reads `/proc/<pid>/smaps`.
+pub fn smaps(pid: Pid) -> io::Result<Vec<Mapping>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+    let mut maps: Vec<Mapping> = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if let Some((start, end)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        {
+            let perms = words.next().unwrap_or_default().to_owned();
+            let path = words.nth(3).unwrap_or_default().to_owned();
+            maps.push(Mapping { start, end, perms, path, kb: BTreeMap::new() });
+        } else if let (Some(key), Some(last)) = (first.strip_suffix(':'), maps.last_mut())
+            && let Some(Ok(value)) = words.next().map(str::parse)
+        {
+            last.kb.insert(key.to_owned(), value);
+        }
+    }
+    Ok(maps)
+}
+
+/// The thread ids of `pid`, from `/proc/<pid>/task`.
+pub fn threads(pid: Pid) -> io::Result<Vec<i32>> {
+    let mut tids: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// The fd `pid` is blocked reading from, if it is asleep in read(2) right now.
+///
+/// Reads `/proc/<pid>/syscall`, which shows the syscall number and its arguments while the
+/// process is blocked in one. Lets a test wait until a child has reached its `read` (and so
+/// has done everything before it, such as closing the pipe end it does not use).
+pub fn blocked_read_fd(pid: Pid) -> Option<i32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    let mut words = text.split_whitespace();
+    let nr: i64 = words.next()?.parse().ok()?;
+    if nr != libc::SYS_read {
+        return None;
+    }
+    i32::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()
+}
+
+/// Every process on the machine that we may read, as `stat` records.
+pub fn all() -> Vec<Stat> {
+    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| stat(Pid::from_raw(pid)).ok())
+        .collect()
+}
+
+/// The children of `pid` (processes whose parent is `pid`), sorted by pid.
+pub fn children(pid: Pid) -> Vec<Stat> {
+    let mut kids: Vec<Stat> = all().into_iter().filter(|s| s.ppid == pid.as_raw()).collect();
+    kids.sort_by_key(|s| s.pid);
+    kids
+}
+
+/// Every descendant of `root` (not `root` itself), parents before children.
+pub fn descendants(root: Pid) -> Vec<Stat> {
+    let everyone = all();
+    let mut out: Vec<Stat> = Vec::new();
+    let mut frontier = vec![root.as_raw()];
+    while let Some(parent) = frontier.pop() {
+        let mut kids: Vec<&Stat> = everyone.iter().filter(|s| s.ppid == parent && s.pid != parent).collect();
+        kids.sort_by_key(|s| s.pid);
+        for kid in kids {
+            frontier.push(kid.pid);
+            out.push(kid.clone());
+        }
+    }
+    out
+}
+
+/// The command line of `pid` with NULs turned into spaces, or its `comm` if it has none.
+pub fn cmdline(pid: Pid) -> String {
+    match fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(bytes) if !bytes.is_empty() => {
+            let text = String::from_utf8_lossy(&bytes).replace('\0', " ");
+            let text = text.trim_end();
+            if text.len() > 120 { format!("{}...", &text[..text.floor_char_boundary(117)]) } else { text.to_owned() }
+        }
+        _ => stat(pid).map(|s| format!("[{}]", s.comm)).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAIL: &str = "S 1 2 3 34816 5 4194560 100 0 7 0 0 0 0 0 20 0 1 0 123 0 0";
+
+    #[test]
+    fn parses_a_plain_name() {
+        let s = Stat::parse(&format!("42 (sleep) {TAIL}")).unwrap();
+        assert_eq!((s.pid, s.comm.as_str(), s.state, s.ppid, s.pgrp, s.session), (42, "sleep", 'S', 1, 2, 3));
+        assert_eq!((s.tty_nr, s.minflt, s.majflt, s.num_threads), (34816, 100, 7, 1));
+    }
+
+    #[test]
+    fn parses_a_name_built_to_fool_naive_parsers() {
+        let s = Stat::parse(&format!("42 (a) Z (b) {TAIL}")).unwrap();
+        assert_eq!(s.comm, "a) Z (b");
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.ppid, 1);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(Stat::parse("42 sleep S 1").is_err());
+        assert!(Stat::parse("42 (x) S").is_err());
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = Pid::this();
+        let s = stat(me).unwrap();
+        assert_eq!(s.pid, me.as_raw());
+        assert!(matches!(s.state, 'R' | 'S'));
+        assert!(status(me).unwrap().umask().is_some());
+        assert!(fds(me).unwrap().iter().any(|f| f.fd == 0 || f.fd == 1 || f.fd == 2));
+        assert!(!smaps(me).unwrap().is_empty());
+        assert!(threads(me).unwrap().contains(&me.as_raw()));
+    }
+}

@@ -1,0 +1,136 @@
+//! System V IPC objects as the kernel lists them in `/proc/sysvipc/{shm,sem,msg}` (proc(5),
+//! sysvipc(7)), and their removal with `IPC_RMID`.
+//!
+//! System V objects outlive the processes that made them: a segment, semaphore set or queue
+//! stays until someone removes it (or the machine reboots). That is why the harness runs each
+//! test in a private IPC namespace where it can, and checks what is left afterwards.
+use std::fmt;
+use std::fs;
+
+/// Which of the three System V object kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    SharedMemory,
+    Semaphores,
+    MessageQueue,
+}
+
+impl Kind {
+    /// All three, in the order `ipcs` shows them.
+    pub const ALL: [Kind; 3] = [Kind::SharedMemory, Kind::MessageQueue, Kind::Semaphores];
+
+    fn file(self) -> &'static str {
+        match self {
+            Kind::SharedMemory => "/proc/sysvipc/shm",
+            Kind::Semaphores => "/proc/sysvipc/sem",
+            Kind::MessageQueue => "/proc/sysvipc/msg",
+        }
+    }
+
+    fn id_column(self) -> &'static str {
+        match self {
+            Kind::SharedMemory => "shmid",
+            Kind::Semaphores => "semid",
+            Kind::MessageQueue => "msqid",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::SharedMemory => "shared memory segment",
+            Kind::Semaphores => "semaphore set",
+            Kind::MessageQueue => "message queue",
+        })
+    }
+}
+
+/// One System V object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpcObject {
+    pub kind: Kind,
+    pub key: i32,
+    pub id: i32,
+    /// Permission bits, as given to `*get` (octal in the file).
+    pub perms: u32,
+    /// The creator's uid.
+    pub cuid: u32,
+    /// For shared memory, the pid that created it (`cpid`); other kinds do not record it.
+    pub cpid: Option<i32>,
+}
+
+impl fmt::Display for IpcObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "System V {} id {} (key {:#x}, mode {:o})", self.kind, self.id, self.key, self.perms)?;
+        if let Some(cpid) = self.cpid {
+            write!(f, ", created by pid {cpid}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses one `/proc/sysvipc/*` file's text.
+pub fn parse(kind: Kind, text: &str) -> Vec<IpcObject> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(key), Some(id), Some(perms), Some(cuid)) = (col("key"), col(kind.id_column()), col("perms"), col("cuid"))
+    else {
+        return Vec::new();
+    };
+    let cpid = col("cpid");
+    lines
+        .filter_map(|line| {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            Some(IpcObject {
+                kind,
+                key: w.get(key)?.parse().ok()?,
+                id: w.get(id)?.parse().ok()?,
+                perms: u32::from_str_radix(w.get(perms)?, 8).ok()?,
+                cuid: w.get(cuid)?.parse().ok()?,
+                cpid: cpid.and_then(|c| w.get(c)?.parse().ok()),
+            })
+        })
+        .collect()
+}
+
+/// Every System V object visible in this process's IPC namespace.
+pub fn list() -> Vec<IpcObject> {
+    Kind::ALL
+        .iter()
+        .flat_map(|&kind| parse(kind, &fs::read_to_string(kind.file()).unwrap_or_default()))
+        .collect()
+}
+
+/// Removes one object with `IPC_RMID` (shmctl(2), semctl(2), msgctl(2)).
+pub fn remove(object: &IpcObject) -> std::io::Result<()> {
+    // SAFETY: IPC_RMID takes no buffer (a null pointer or an ignored argument is allowed).
+    let rc = unsafe {
+        match object.kind {
+            Kind::SharedMemory => libc::shmctl(object.id, libc::IPC_RMID, std::ptr::null_mut()),
+            Kind::Semaphores => libc::semctl(object.id, 0, libc::IPC_RMID),
+            Kind::MessageQueue => libc::msgctl(object.id, libc::IPC_RMID, std::ptr::null_mut()),
+        }
+    };
+    if rc == -1 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_kind() {
+        let shm = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0         12   600                  4096   77    0      0     0     0     0     0          0          0 1700000000                     0                     0\n";
+        let objs = parse(Kind::SharedMemory, shm);
+        assert_eq!(objs.len(), 1);
+        assert_eq!((objs[0].id, objs[0].perms, objs[0].cpid), (12, 0o600, Some(77)));
+        let sem = "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n      1234          5   666          1  1000  1000  1000  1000          0 1700000000\n";
+        let objs = parse(Kind::Semaphores, sem);
+        assert_eq!((objs[0].key, objs[0].id, objs[0].perms, objs[0].cuid, objs[0].cpid), (1234, 5, 0o666, 1000, None));
+        let msg = "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n        -1          3   644           0          0     0     0     0     0     0     0          0          0 1700000000\n";
+        assert_eq!(parse(Kind::MessageQueue, msg)[0].key, -1);
+        assert!(parse(Kind::MessageQueue, "").is_empty());
+    }
+}
