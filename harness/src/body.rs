@@ -59,7 +59,10 @@ pub fn body_pid() -> Option<Pid> {
 ///
 /// Panics outside an isolated test body.
 pub fn scratch_dir() -> PathBuf {
-    SCRATCH.get().cloned().expect("scratch_dir() is only available inside isolated()")
+    SCRATCH
+        .get()
+        .cloned()
+        .expect("scratch_dir() is only available inside isolated()")
 }
 
 /// Calls student code that may fork. If a forked child returns from it (or panics out of it)
@@ -121,7 +124,13 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     BODY_PID.store(getpid().as_raw(), Ordering::SeqCst);
     let _ = SCRATCH.set(setup.scratch.clone());
     // SAFETY: F_DUPFD_CLOEXEC duplicates an fd we own to the lowest free number >= 900.
-    let high = unsafe { libc::fcntl(setup.result.as_raw_fd(), libc::F_DUPFD_CLOEXEC, RESULT_FD_MIN) };
+    let high = unsafe {
+        libc::fcntl(
+            setup.result.as_raw_fd(),
+            libc::F_DUPFD_CLOEXEC,
+            RESULT_FD_MIN,
+        )
+    };
     if high >= 0 {
         drop(setup.result);
         RESULT_FD.store(high, Ordering::SeqCst);
@@ -140,13 +149,21 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
         send("note", note);
     }
     let private_ipc = !notes.iter().any(|n| n.contains("IPC namespace"));
-    let fds_before = if opts.check_fds { procfs::fds(getpid()).unwrap_or_default() } else { Vec::new() };
+    let fds_before = if opts.check_fds {
+        procfs::fds(getpid()).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let ipc_before = sysvipc::list();
 
     panic::set_hook(Box::new(|info| {
         let msg = panic_text(info.payload());
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{msg}\n(panicked{at})"));
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(format!("{msg}\n(panicked{at})"));
     }));
     let _ = setup.test;
     let result = panic::catch_unwind(AssertUnwindSafe(body));
@@ -155,7 +172,11 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
         Err(payload) => {
             let recorded = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
             let msg = recorded.unwrap_or_else(|| panic_text(payload.as_ref()));
-            let tag = if msg.starts_with("not yet implemented") { "notstarted" } else { "panic" };
+            let tag = if msg.starts_with("not yet implemented") {
+                "notstarted"
+            } else {
+                "panic"
+            };
             send(tag, &msg);
         }
         Ok(()) => {
@@ -179,13 +200,21 @@ fn prepare(cgroup: Option<&PidsCgroup>) -> Vec<String> {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    for sig in 1..=libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: restoring the default disposition; glibc refuses its internal signals.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
-        }
-    }
+    reset_dispositions();
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // glibc's sigprocmask keeps its own internal signals (32, 33) as they were; the raw
+    // syscall clears them too, so the mask really is empty, as after a shell's fork.
+    let empty: u64 = 0;
+    // SAFETY: rt_sigprocmask with a valid 8-byte set and no old-set pointer.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null::<u64>(),
+            8,
+        )
+    };
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
 
     let capped = match cgroup {
@@ -193,7 +222,10 @@ fn prepare(cgroup: Option<&PidsCgroup>) -> Vec<String> {
         None => false,
     };
     if !capped && cgroup::limit_nproc().is_err() {
-        notes.push("could not cap the number of processes (no writable pids cgroup, RLIMIT_NPROC refused)".into());
+        notes.push(
+            "could not cap the number of processes (no writable pids cgroup, RLIMIT_NPROC refused)"
+                .into(),
+        );
     }
     if unshare(CloneFlags::CLONE_NEWIPC).is_err() && private_ipc_as_user().is_err() {
         notes.push(
@@ -203,6 +235,40 @@ fn prepare(cgroup: Option<&PidsCgroup>) -> Vec<String> {
         );
     }
     notes
+}
+
+/// Sets every signal's disposition to the default, through the raw syscall because glibc's
+/// sigaction refuses its reserved signals and an ignored one stays ignored across exec.
+/// Signal 33 keeps glibc's own handler: glibc needs it for setuid(2) in threaded programs.
+fn reset_dispositions() {
+    // The kernel's struct sigaction: handler, flags, restorer, mask (x86_64 and aarch64 order).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP && sig != 33 {
+            // SAFETY: rt_sigaction with a valid struct and no old-action pointer.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &default as *const KernelSigaction,
+                    std::ptr::null::<u8>(),
+                    8,
+                )
+            };
+        }
+    }
 }
 
 /// Unprivileged route to a private IPC namespace: a user namespace that maps our own uid and
@@ -217,11 +283,19 @@ fn private_ipc_as_user() -> std::io::Result<()> {
 }
 
 /// What the body left behind, one sentence each; removes leaked IPC objects as it goes.
-fn leak_check(opts: &Isolation, fds_before: &[procfs::Fd], ipc_before: &[sysvipc::IpcObject], private_ipc: bool) -> Vec<String> {
+fn leak_check(
+    opts: &Isolation,
+    fds_before: &[procfs::Fd],
+    ipc_before: &[sysvipc::IpcObject],
+    private_ipc: bool,
+) -> Vec<String> {
     let me = getpid();
     let mut leaks = Vec::new();
     let tree = procfs::descendants(me);
-    for z in tree.iter().filter(|p| p.state == 'Z' && p.ppid == me.as_raw()) {
+    for z in tree
+        .iter()
+        .filter(|p| p.state == 'Z' && p.ppid == me.as_raw())
+    {
         leaks.push(format!(
             "pid {} ({}) is a zombie (state Z): it exited but nobody called waitpid on it",
             z.pid, z.comm
@@ -234,17 +308,25 @@ fn leak_check(opts: &Isolation, fds_before: &[procfs::Fd], ipc_before: &[sysvipc
         ));
     }
     let ours = |o: &sysvipc::IpcObject| {
-        private_ipc || (!ipc_before.contains(o) && o.cpid.is_some_and(|c| c == me.as_raw() || tree.iter().any(|p| p.pid == c)))
+        private_ipc
+            || (!ipc_before.contains(o)
+                && o.cpid
+                    .is_some_and(|c| c == me.as_raw() || tree.iter().any(|p| p.pid == c)))
     };
     for object in sysvipc::list().into_iter().filter(ours) {
-        leaks.push(format!("{object} was left behind: nobody removed it with IPC_RMID"));
+        leaks.push(format!(
+            "{object} was left behind: nobody removed it with IPC_RMID"
+        ));
         let _ = sysvipc::remove(&object);
     }
     if opts.check_fds {
         let result_fd = RESULT_FD.load(Ordering::SeqCst);
         for fd in procfs::fds(me).unwrap_or_default() {
             if fd.fd != result_fd && !fds_before.contains(&fd) {
-                leaks.push(format!("fd {} ({}) is still open in the test process: nobody closed it", fd.fd, fd.target));
+                leaks.push(format!(
+                    "fd {} ({}) is still open in the test process: nobody closed it",
+                    fd.fd, fd.target
+                ));
             }
         }
     }

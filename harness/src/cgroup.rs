@@ -31,9 +31,14 @@ impl PidsCgroup {
             .find_map(|l| {
                 let mut parts = l.splitn(3, ':');
                 let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-                controllers.split(',').any(|c| c == "pids").then(|| path.to_owned())
+                controllers
+                    .split(',')
+                    .any(|c| c == "pids")
+                    .then(|| path.to_owned())
             })
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no cgroup v1 pids controller"))?;
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "no cgroup v1 pids controller")
+            })?;
         let parent = PathBuf::from("/sys/fs/cgroup/pids").join(own.trim_start_matches('/'));
         remove_stale(&parent);
         let dir = parent.join(format!("oskata-{}", Pid::this()));
@@ -57,10 +62,16 @@ impl Drop for PidsCgroup {
 
 /// Removes `oskata-<pid>` cgroups left by a supervisor that was killed before it cleaned up.
 fn remove_stale(parent: &std::path::Path) {
-    let Ok(entries) = fs::read_dir(parent) else { return };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("oskata-")).and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("oskata-"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
         if !PathBuf::from(format!("/proc/{pid}")).exists() {
@@ -75,10 +86,18 @@ pub fn limit_nproc() -> io::Result<()> {
     let uid = Uid::current().as_raw();
     let mine = fs::read_dir("/proc")?
         .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
         .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
         .count() as u64;
     let (_, hard) = getrlimit(Resource::RLIMIT_NPROC)?;
-    setrlimit(Resource::RLIMIT_NPROC, (mine + NPROC_HEADROOM).min(hard), hard)?;
+    setrlimit(
+        Resource::RLIMIT_NPROC,
+        (mine + NPROC_HEADROOM).min(hard),
+        hard,
+    )?;
     Ok(())
 }

@@ -47,12 +47,20 @@ pub fn fd_tables(procs: &[Stat]) -> String {
     let tables = read_fds(procs);
     let mut out = String::new();
     for (pid, fds) in &tables {
-        let list: Vec<String> = fds.iter().map(|f| format!("{}={}{}", f.fd, f.target, end_mark(f))).collect();
+        let list: Vec<String> = fds
+            .iter()
+            .map(|f| format!("{}={}{}", f.fd, f.target, end_mark(f)))
+            .collect();
         let _ = writeln!(out, "  pid {pid} fds: {}", list.join("  "));
     }
     let pipes = pipe_ends(&tables);
     for (inode, ends) in &pipes {
-        let _ = writeln!(out, "  pipe:[{inode}] read end: {}; write end: {}", holders(&ends.0), holders(&ends.1));
+        let _ = writeln!(
+            out,
+            "  pipe:[{inode}] read end: {}; write end: {}",
+            holders(&ends.0),
+            holders(&ends.1)
+        );
     }
     for line in stuck_readers(procs, &tables, &pipes) {
         let _ = writeln!(out, "  {line}");
@@ -108,14 +116,26 @@ fn holders(list: &Holders) -> String {
     if list.is_empty() {
         return "nobody".into();
     }
-    list.iter().map(|(pid, fd)| format!("pid {pid} fd {fd}")).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(|(pid, fd)| format!("pid {pid} fd {fd}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn stuck_readers(procs: &[Stat], tables: &BTreeMap<i32, Vec<Fd>>, pipes: &BTreeMap<u64, (Holders, Holders)>) -> Vec<String> {
+fn stuck_readers(
+    procs: &[Stat],
+    tables: &BTreeMap<i32, Vec<Fd>>,
+    pipes: &BTreeMap<u64, (Holders, Holders)>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for p in procs.iter().filter(|p| p.state == 'S') {
-        let Some(fd) = procfs::blocked_read_fd(Pid::from_raw(p.pid)) else { continue };
-        let Some(inode) = tables.get(&p.pid).and_then(|fds| fds.iter().find(|f| f.fd == fd)?.pipe_inode()) else {
+        let Some(fd) = procfs::blocked_read_fd(Pid::from_raw(p.pid)) else {
+            continue;
+        };
+        let Some(inode) = tables
+            .get(&p.pid)
+            .and_then(|fds| fds.iter().find(|f| f.fd == fd)?.pipe_inode())
+        else {
             continue;
         };
         let writers = pipes.get(&inode).map(|e| e.1.clone()).unwrap_or_default();
@@ -123,7 +143,11 @@ fn stuck_readers(procs: &[Stat], tables: &BTreeMap<i32, Vec<Fd>>, pipes: &BTreeM
             continue;
         }
         for (pid, wfd) in writers {
-            let itself = if pid == p.pid { ", the reader itself" } else { "" };
+            let itself = if pid == p.pid {
+                ", the reader itself"
+            } else {
+                ""
+            };
             out.push(format!(
                 "pid {} is blocked reading pipe:[{inode}] on fd {fd}: the reader never saw EOF because pid {pid} \
                  still holds the write end (fd {wfd}{itself})",

@@ -25,7 +25,10 @@ pub struct Isolation {
 
 impl Default for Isolation {
     fn default() -> Self {
-        Isolation { deadline: DEFAULT_DEADLINE, check_fds: false }
+        Isolation {
+            deadline: DEFAULT_DEADLINE,
+            check_fds: false,
+        }
     }
 }
 
@@ -59,9 +62,17 @@ impl Isolation {
             let output = if report.output.is_empty() {
                 String::new()
             } else {
-                format!("\n--- what the test's processes printed ---\n{}", report.output)
+                format!(
+                    "\n--- what the test's processes printed ---\n{}",
+                    report.output
+                )
             };
-            panic!("{VERDICT_TAG}{}@@ {}\n{}{output}", report.verdict.word(), report.verdict, report.message);
+            panic!(
+                "{VERDICT_TAG}{}@@ {}\n{}{output}",
+                report.verdict.word(),
+                report.verdict,
+                report.message
+            );
         }
     }
 
@@ -70,7 +81,9 @@ impl Isolation {
     pub fn report(self, body: impl FnOnce()) -> Report {
         let name = match thread::current().name() {
             Some(name) if name != "main" => name.to_owned(),
-            _ => panic!("oskata-harness: isolated() must be called from a #[test] function's own thread"),
+            _ => panic!(
+                "oskata-harness: isolated() must be called from a #[test] function's own thread"
+            ),
         };
         if std::env::var(CHILD_ENV).is_ok_and(|n| n == name) {
             supervisor::run(&self, &name, body)
@@ -83,12 +96,18 @@ impl Isolation {
 fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
     let exe = std::env::current_exe().expect("oskata-harness: cannot find the test binary");
     let mut cmd = Command::new(exe);
-    cmd.args([name, "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
-        .env(CHILD_ENV, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.args([
+        name,
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+        "--include-ignored",
+    ])
+    .env(CHILD_ENV, name)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0);
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -99,7 +118,9 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().expect("oskata-harness: cannot re-execute the test binary");
+    let mut child = cmd
+        .spawn()
+        .expect("oskata-harness: cannot re-execute the test binary");
     let pid = child.id() as i32;
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -170,4 +191,16 @@ fn find_report(out: &[u8]) -> Option<Report> {
         message: get("message").unwrap_or_default(),
         output: get("output").unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_re_exec_that_runs_no_test_fails_loudly() {
+        let r = spawn_supervisor(&Isolation::new(), "no::such::test");
+        assert_eq!(r.verdict, Verdict::Failed);
+        assert!(r.message.contains("did not run `no::such::test`"), "{r:?}");
+    }
 }

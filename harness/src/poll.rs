@@ -25,7 +25,12 @@ pub fn until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T
 }
 
 /// Like [`until`], but on timeout shows the last value `observe` returned.
-pub fn until_seen<T: Debug>(limit: Duration, what: &str, mut observe: impl FnMut() -> T, mut done: impl FnMut(&T) -> bool) -> T {
+pub fn until_seen<T: Debug>(
+    limit: Duration,
+    what: &str,
+    mut observe: impl FnMut() -> T,
+    mut done: impl FnMut(&T) -> bool,
+) -> T {
     let start = Instant::now();
     let mut pause = Duration::from_micros(200);
     loop {

@@ -37,7 +37,12 @@ pub struct Stat {
 impl Stat {
     /// Parses the text of a `stat` file.
     pub fn parse(text: &str) -> io::Result<Stat> {
-        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("bad stat ({what}): {text:?}"));
+        let bad = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad stat ({what}): {text:?}"),
+            )
+        };
         let open = text.find('(').ok_or_else(|| bad("no `(`"))?;
         let close = text.rfind(')').ok_or_else(|| bad("no `)`"))?;
         if close < open {
@@ -47,7 +52,8 @@ impl Stat {
         let comm = text[open + 1..close].to_owned();
         // Fields after the name, numbered as in proc(5) starting at field 3 (state).
         let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-        let field = |n: usize| -> io::Result<&str> { rest.get(n - 3).copied().ok_or_else(|| bad("short")) };
+        let field =
+            |n: usize| -> io::Result<&str> { rest.get(n - 3).copied().ok_or_else(|| bad("short")) };
         let num = |n: usize| -> io::Result<i64> { field(n)?.parse().map_err(|_| bad("number")) };
         Ok(Stat {
             pid,
@@ -119,7 +125,11 @@ pub struct Fd {
 impl Fd {
     /// The pipe's inode if this fd is a pipe end (anonymous pipe or FIFO opened as `pipe:`).
     pub fn pipe_inode(&self) -> Option<u64> {
-        self.target.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
+        self.target
+            .strip_prefix("pipe:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
     }
     /// True for the end a process may write to.
     pub fn writable(&self) -> bool {
@@ -136,9 +146,13 @@ pub fn fds(pid: Pid) -> io::Result<Vec<Fd>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
         let entry = entry?;
-        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else { continue };
+        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
         // An fd can close between readdir and readlink: skip it.
-        let Ok(target) = fs::read_link(entry.path()) else { continue };
+        let Ok(target) = fs::read_link(entry.path()) else {
+            continue;
+        };
         let access = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
             .ok()
             .and_then(|info| {
@@ -147,7 +161,11 @@ pub fn fds(pid: Pid) -> io::Result<Vec<Fd>> {
                     .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
             })
             .map_or(0, |flags| flags & 0o3);
-        out.push(Fd { fd, target: target.to_string_lossy().into_owned(), access });
+        out.push(Fd {
+            fd,
+            target: target.to_string_lossy().into_owned(),
+            access,
+        });
     }
     out.sort_by_key(|f| f.fd);
     Ok(out)
@@ -182,11 +200,18 @@ pub fn smaps(pid: Pid) -> io::Result<Vec<Mapping>> {
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or_default();
         if let Some((start, end)) = first.split_once('-')
-            && let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+            && let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
         {
             let perms = words.next().unwrap_or_default().to_owned();
             let path = words.nth(3).unwrap_or_default().to_owned();
-            maps.push(Mapping { start, end, perms, path, kb: BTreeMap::new() });
+            maps.push(Mapping {
+                start,
+                end,
+                perms,
+                path,
+                kb: BTreeMap::new(),
+            });
         } else if let (Some(key), Some(last)) = (first.strip_suffix(':'), maps.last_mut())
             && let Some(Ok(value)) = words.next().map(str::parse)
         {
@@ -222,7 +247,9 @@ pub fn blocked_read_fd(pid: Pid) -> Option<i32> {
 
 /// Every process on the machine that we may read, as `stat` records.
 pub fn all() -> Vec<Stat> {
-    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| stat(Pid::from_raw(pid)).ok())
         .collect()
@@ -230,7 +257,10 @@ pub fn all() -> Vec<Stat> {
 
 /// The children of `pid` (processes whose parent is `pid`), sorted by pid.
 pub fn children(pid: Pid) -> Vec<Stat> {
-    let mut kids: Vec<Stat> = all().into_iter().filter(|s| s.ppid == pid.as_raw()).collect();
+    let mut kids: Vec<Stat> = all()
+        .into_iter()
+        .filter(|s| s.ppid == pid.as_raw())
+        .collect();
     kids.sort_by_key(|s| s.pid);
     kids
 }
@@ -241,7 +271,10 @@ pub fn descendants(root: Pid) -> Vec<Stat> {
     let mut out: Vec<Stat> = Vec::new();
     let mut frontier = vec![root.as_raw()];
     while let Some(parent) = frontier.pop() {
-        let mut kids: Vec<&Stat> = everyone.iter().filter(|s| s.ppid == parent && s.pid != parent).collect();
+        let mut kids: Vec<&Stat> = everyone
+            .iter()
+            .filter(|s| s.ppid == parent && s.pid != parent)
+            .collect();
         kids.sort_by_key(|s| s.pid);
         for kid in kids {
             frontier.push(kid.pid);
@@ -257,9 +290,15 @@ pub fn cmdline(pid: Pid) -> String {
         Ok(bytes) if !bytes.is_empty() => {
             let text = String::from_utf8_lossy(&bytes).replace('\0', " ");
             let text = text.trim_end();
-            if text.len() > 120 { format!("{}...", &text[..text.floor_char_boundary(117)]) } else { text.to_owned() }
+            if text.len() > 120 {
+                format!("{}...", &text[..text.floor_char_boundary(117)])
+            } else {
+                text.to_owned()
+            }
         }
-        _ => stat(pid).map(|s| format!("[{}]", s.comm)).unwrap_or_default(),
+        _ => stat(pid)
+            .map(|s| format!("[{}]", s.comm))
+            .unwrap_or_default(),
     }
 }
 
@@ -272,8 +311,14 @@ mod tests {
     #[test]
     fn parses_a_plain_name() {
         let s = Stat::parse(&format!("42 (sleep) {TAIL}")).unwrap();
-        assert_eq!((s.pid, s.comm.as_str(), s.state, s.ppid, s.pgrp, s.session), (42, "sleep", 'S', 1, 2, 3));
-        assert_eq!((s.tty_nr, s.minflt, s.majflt, s.num_threads), (34816, 100, 7, 1));
+        assert_eq!(
+            (s.pid, s.comm.as_str(), s.state, s.ppid, s.pgrp, s.session),
+            (42, "sleep", 'S', 1, 2, 3)
+        );
+        assert_eq!(
+            (s.tty_nr, s.minflt, s.majflt, s.num_threads),
+            (34816, 100, 7, 1)
+        );
     }
 
     #[test]
@@ -297,7 +342,12 @@ mod tests {
         assert_eq!(s.pid, me.as_raw());
         assert!(matches!(s.state, 'R' | 'S'));
         assert!(status(me).unwrap().umask().is_some());
-        assert!(fds(me).unwrap().iter().any(|f| f.fd == 0 || f.fd == 1 || f.fd == 2));
+        assert!(
+            fds(me)
+                .unwrap()
+                .iter()
+                .any(|f| f.fd == 0 || f.fd == 1 || f.fd == 2)
+        );
         assert!(!smaps(me).unwrap().is_empty());
         assert!(threads(me).unwrap().contains(&me.as_raw()));
     }

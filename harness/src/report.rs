@@ -34,9 +34,16 @@ impl Verdict {
 
     /// The inverse of [`Verdict::word`].
     pub fn from_word(word: &str) -> Option<Verdict> {
-        [Verdict::Passed, Verdict::Failed, Verdict::NotStarted, Verdict::TimedOut, Verdict::Crashed, Verdict::Leaked]
-            .into_iter()
-            .find(|v| v.word() == word)
+        [
+            Verdict::Passed,
+            Verdict::Failed,
+            Verdict::NotStarted,
+            Verdict::TimedOut,
+            Verdict::Crashed,
+            Verdict::Leaked,
+        ]
+        .into_iter()
+        .find(|v| v.word() == word)
     }
 }
 
@@ -78,13 +85,18 @@ pub fn records(mut buf: &[u8]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
         let head = String::from_utf8_lossy(&buf[..nl]).into_owned();
-        let Some((tag, len)) = head.split_once(' ') else { break };
+        let Some((tag, len)) = head.split_once(' ') else {
+            break;
+        };
         let Ok(len) = len.parse::<usize>() else { break };
         let body = &buf[nl + 1..];
         if body.len() < len {
             break;
         }
-        out.push((tag.to_owned(), String::from_utf8_lossy(&body[..len]).into_owned()));
+        out.push((
+            tag.to_owned(),
+            String::from_utf8_lossy(&body[..len]).into_owned(),
+        ));
         buf = &body[len..];
     }
     out
@@ -100,12 +112,25 @@ mod tests {
         buf.extend(frame("stray", "4242"));
         buf.extend(b"pass 99\ntorn");
         let recs = records(&buf);
-        assert_eq!(recs, vec![("panic".into(), "line one\nline two @@ 12\n".into()), ("stray".into(), "4242".into())]);
+        assert_eq!(
+            recs,
+            vec![
+                ("panic".into(), "line one\nline two @@ 12\n".into()),
+                ("stray".into(), "4242".into())
+            ]
+        );
     }
 
     #[test]
     fn words_round_trip() {
-        for v in [Verdict::Passed, Verdict::Failed, Verdict::NotStarted, Verdict::TimedOut, Verdict::Crashed, Verdict::Leaked] {
+        for v in [
+            Verdict::Passed,
+            Verdict::Failed,
+            Verdict::NotStarted,
+            Verdict::TimedOut,
+            Verdict::Crashed,
+            Verdict::Leaked,
+        ] {
             assert_eq!(Verdict::from_word(v.word()), Some(v));
         }
         assert_eq!(Verdict::from_word("nope"), None);

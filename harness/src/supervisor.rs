@@ -7,7 +7,6 @@
 //! and called setsid(2) is still found, killed and reaped here.
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -36,7 +35,10 @@ pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
     }
     let scratch = std::env::temp_dir().join(format!("oskata-{me}"));
     if let Err(e) = std::fs::create_dir_all(&scratch) {
-        finish(fatal(format!("cannot create the scratch directory {}: {e}", scratch.display())));
+        finish(fatal(format!(
+            "cannot create the scratch directory {}: {e}",
+            scratch.display()
+        )));
     }
     let cgroup = PidsCgroup::create().ok();
     let (res_r, res_w) = pipe2(OFlag::O_CLOEXEC).expect("pipe2");
@@ -49,7 +51,17 @@ pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
         Ok(ForkResult::Child) => {
             drop(res_r);
             drop(out_r);
-            body::run(opts, body, Setup { result: res_w, output: out_w, scratch, cgroup: cgroup.as_ref(), test: name })
+            body::run(
+                opts,
+                body,
+                Setup {
+                    result: res_w,
+                    output: out_w,
+                    scratch,
+                    cgroup: cgroup.as_ref(),
+                    test: name,
+                },
+            )
         }
         Ok(ForkResult::Parent { child }) => {
             drop(res_w);
@@ -77,7 +89,11 @@ fn finish(report: Report) -> ! {
 }
 
 fn fatal(message: String) -> Report {
-    Report { verdict: Verdict::Failed, message: format!("oskata-harness: {message}"), output: String::new() }
+    Report {
+        verdict: Verdict::Failed,
+        message: format!("oskata-harness: {message}"),
+        output: String::new(),
+    }
 }
 
 /// Output kept within bounds.
@@ -105,7 +121,10 @@ impl Captured {
     fn text(&self) -> String {
         let mut s = String::from_utf8_lossy(&self.head).into_owned();
         if self.dropped > 0 {
-            s.push_str(&format!("\n[... {} bytes of output left out ...]\n", self.dropped));
+            s.push_str(&format!(
+                "\n[... {} bytes of output left out ...]\n",
+                self.dropped
+            ));
         }
         s.push_str(&String::from_utf8_lossy(&self.tail));
         s
@@ -163,8 +182,15 @@ fn supervise(opts: &Isolation, child: Pid, res_r: OwnedFd, out_r: OwnedFd) -> Re
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
         }
         // Without a pidfd, wake up now and then to ask waitpid.
-        let tick = if pidfd.is_some() { left } else { left.min(Duration::from_millis(10)) };
-        let _ = poll(&mut fds, PollTimeout::try_from(tick.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX));
+        let tick = if pidfd.is_some() {
+            left
+        } else {
+            left.min(Duration::from_millis(10))
+        };
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(tick.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX),
+        );
         if res_open {
             res_open = drain(res_r.as_fd(), &mut |b| results.extend_from_slice(b));
         }
@@ -180,16 +206,32 @@ fn supervise(opts: &Isolation, child: Pid, res_r: OwnedFd, out_r: OwnedFd) -> Re
     // Collect what is still in the pipes (a daemon may hold them open: never wait for EOF).
     drain(res_r.as_fd(), &mut |b| results.extend_from_slice(b));
     drain(out_r.as_fd(), &mut |b| output.push(b));
-    let _ = out_r.as_raw_fd();
     verdict(opts, ending, &report::records(&results), output.text())
 }
 
-fn verdict(opts: &Isolation, ending: Ending, records: &[(String, String)], output: String) -> Report {
-    let all = |tag: &str| records.iter().filter(|(t, _)| t == tag).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+fn verdict(
+    opts: &Isolation,
+    ending: Ending,
+    records: &[(String, String)],
+    output: String,
+) -> Report {
+    let all = |tag: &str| {
+        records
+            .iter()
+            .filter(|(t, _)| t == tag)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
     let strays = all("stray");
     let mut notes: Vec<String> = all("note").iter().map(|n| format!("note: {n}")).collect();
     notes.dedup();
-    let with_notes = |msg: String| if notes.is_empty() { msg } else { format!("{msg}\n{}", notes.join("\n")) };
+    let with_notes = |msg: String| {
+        if notes.is_empty() {
+            msg
+        } else {
+            format!("{msg}\n{}", notes.join("\n"))
+        }
+    };
     let stray_text = strays.join("\n");
 
     let (verdict, message) = match ending {
@@ -229,12 +271,19 @@ fn verdict(opts: &Isolation, ending: Ending, records: &[(String, String)], outpu
                              something called exit() in the process that runs the test, where only a forked child should exit"
                         ),
                     ),
-                    other => (Verdict::Failed, format!("the test process ended oddly: {other:?}")),
+                    other => (
+                        Verdict::Failed,
+                        format!("the test process ended oddly: {other:?}"),
+                    ),
                 }
             }
         }
     };
-    Report { verdict, message: with_notes(message), output }
+    Report {
+        verdict,
+        message: with_notes(message),
+        output,
+    }
 }
 
 /// Kills and reaps every descendant of this process (which is their subreaper), repeating
@@ -242,7 +291,10 @@ fn verdict(opts: &Isolation, ending: Ending, records: &[(String, String)], outpu
 fn kill_tree(me: Pid) {
     let start = Instant::now();
     loop {
-        while let Ok(status) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+        while let Ok(status) = waitpid(
+            None::<Pid>,
+            Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+        ) {
             if status == WaitStatus::StillAlive {
                 break;
             }
@@ -259,10 +311,4 @@ fn kill_tree(me: Pid) {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-}
-
-/// The scratch directory path a supervisor with this pid uses (for its own tests).
-#[allow(dead_code)]
-pub(crate) fn scratch_for(pid: Pid) -> PathBuf {
-    std::env::temp_dir().join(format!("oskata-{pid}"))
 }

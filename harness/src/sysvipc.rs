@@ -62,7 +62,11 @@ pub struct IpcObject {
 
 impl fmt::Display for IpcObject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "System V {} id {} (key {:#x}, mode {:o})", self.kind, self.id, self.key, self.perms)?;
+        write!(
+            f,
+            "System V {} id {} (key {:#x}, mode {:o})",
+            self.kind, self.id, self.key, self.perms
+        )?;
         if let Some(cpid) = self.cpid {
             write!(f, ", created by pid {cpid}")?;
         }
@@ -73,9 +77,14 @@ impl fmt::Display for IpcObject {
 /// Parses one `/proc/sysvipc/*` file's text.
 pub fn parse(kind: Kind, text: &str) -> Vec<IpcObject> {
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
-    let (Some(key), Some(id), Some(perms), Some(cuid)) = (col("key"), col(kind.id_column()), col("perms"), col("cuid"))
+    let (Some(key), Some(id), Some(perms), Some(cuid)) =
+        (col("key"), col(kind.id_column()), col("perms"), col("cuid"))
     else {
         return Vec::new();
     };
@@ -113,7 +122,11 @@ pub fn remove(object: &IpcObject) -> std::io::Result<()> {
             Kind::MessageQueue => libc::msgctl(object.id, libc::IPC_RMID, std::ptr::null_mut()),
         }
     };
-    if rc == -1 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    if rc == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -125,10 +138,22 @@ mod tests {
         let shm = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0         12   600                  4096   77    0      0     0     0     0     0          0          0 1700000000                     0                     0\n";
         let objs = parse(Kind::SharedMemory, shm);
         assert_eq!(objs.len(), 1);
-        assert_eq!((objs[0].id, objs[0].perms, objs[0].cpid), (12, 0o600, Some(77)));
+        assert_eq!(
+            (objs[0].id, objs[0].perms, objs[0].cpid),
+            (12, 0o600, Some(77))
+        );
         let sem = "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n      1234          5   666          1  1000  1000  1000  1000          0 1700000000\n";
         let objs = parse(Kind::Semaphores, sem);
-        assert_eq!((objs[0].key, objs[0].id, objs[0].perms, objs[0].cuid, objs[0].cpid), (1234, 5, 0o666, 1000, None));
+        assert_eq!(
+            (
+                objs[0].key,
+                objs[0].id,
+                objs[0].perms,
+                objs[0].cuid,
+                objs[0].cpid
+            ),
+            (1234, 5, 0o666, 1000, None)
+        );
         let msg = "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n        -1          3   644           0          0     0     0     0     0     0     0          0          0 1700000000\n";
         assert_eq!(parse(Kind::MessageQueue, msg)[0].key, -1);
         assert!(parse(Kind::MessageQueue, "").is_empty());

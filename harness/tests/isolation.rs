@@ -1,36 +1,273 @@
-use oskata_harness::{Isolation, Verdict, isolated, procfs, student};
-use nix::unistd::{ForkResult, fork, getpid};
+//! The harness's promises, each shown on a body that breaks them on purpose: a verdict with
+//! evidence, and nothing of the run left on the machine afterwards.
+use std::path::Path;
 use std::time::Duration;
 
-#[test]
-fn passing_body_passes() {
-    isolated(|| assert_eq!(1 + 1, 2));
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid, fork, getpid, pipe, setsid};
+use oskata_harness::{Isolation, Report, Verdict, isolated, poll, procfs, scratch_dir, student};
+use rstest::rstest;
+
+/// Runs `body` isolated with a short deadline and returns the report.
+fn report(body: impl FnOnce()) -> Report {
+    Isolation::new()
+        .deadline(Duration::from_secs(3))
+        .report(body)
+}
+
+/// Finds `key=<number>` in what the body printed.
+fn printed(report: &Report, key: &str) -> i64 {
+    let at = report
+        .output
+        .find(&format!("{key}="))
+        .unwrap_or_else(|| panic!("no {key}= in {report:?}"));
+    report.output[at + key.len() + 1..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn assert_gone(pid: i64) {
+    if let Ok(stat) = procfs::stat(Pid::from_raw(pid as i32)) {
+        panic!("pid {pid} outlived its test: {stat:?}");
+    }
 }
 
 #[test]
-fn endless_loop_times_out() {
-    let r = Isolation::new().deadline(Duration::from_millis(500)).report(|| loop { std::hint::spin_loop() });
+fn a_passing_body_passes() {
+    isolated(|| assert_eq!(procfs::stat(getpid()).unwrap().pid, getpid().as_raw()));
+}
+
+#[rstest]
+#[case(1)]
+#[case(2)]
+fn rstest_cases_run_isolated(#[case] n: i32) {
+    let r = report(move || println!("case={n}"));
+    assert!(r.passed(), "{r:?}");
+    assert_eq!(printed(&r, "case"), n as i64);
+}
+
+#[test]
+fn a_panic_fails_with_its_message() {
+    let r = report(|| panic!("boom {}", 42));
+    assert_eq!(r.verdict, Verdict::Failed);
+    assert!(r.message.contains("boom 42"), "{r:?}");
+}
+
+#[test]
+fn todo_means_not_started() {
+    let r = report(|| todo!());
+    assert_eq!(r.verdict, Verdict::NotStarted, "{r:?}");
+}
+
+#[test]
+fn an_endless_loop_times_out_and_is_killed() {
+    let r = Isolation::new()
+        .deadline(Duration::from_millis(500))
+        .report(|| {
+            println!("pid={}", getpid());
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            loop {
+                std::hint::spin_loop()
+            }
+        });
     assert_eq!(r.verdict, Verdict::TimedOut, "{r:?}");
+    assert!(
+        r.message.contains("STATE") && r.message.contains("R (running)"),
+        "{r:?}"
+    );
+    assert_gone(printed(&r, "pid"));
 }
 
 #[test]
-fn stray_child_is_caught() {
-    let r = Isolation::new().report(|| {
+fn a_reader_that_holds_its_own_write_end_is_explained_at_the_deadline() {
+    let r = Isolation::new()
+        .deadline(Duration::from_secs(1))
+        .report(|| {
+            let (rd, _wr) = pipe().unwrap();
+            let mut buf = [0u8; 1];
+            let _ = nix::unistd::read(&rd, &mut buf);
+        });
+    assert_eq!(r.verdict, Verdict::TimedOut, "{r:?}");
+    assert!(
+        r.message.contains("the reader never saw EOF because pid"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_stray_child_is_stopped_and_named() {
+    let r = report(|| {
         let _ = student(|| unsafe { fork() }.unwrap());
-        nix::sys::wait::wait().ok();
+        let _ = nix::sys::wait::wait();
     });
     assert_eq!(r.verdict, Verdict::Failed, "{r:?}");
-    assert!(r.message.contains("returned into the test instead of exiting"), "{r:?}");
+    assert!(
+        r.message
+            .contains("a child process returned into the test instead of exiting"),
+        "{r:?}"
+    );
 }
 
 #[test]
-fn zombie_is_a_leak() {
-    let r = Isolation::new().report(|| {
-        if let ForkResult::Child = unsafe { fork() }.unwrap() { unsafe { libc::_exit(0) } }
-        oskata_harness::poll::until(Duration::from_secs(5), "zombie", || {
-            procfs::children(getpid()).iter().any(|c| c.state == 'Z').then_some(())
+fn a_zombie_is_a_leak_with_evidence() {
+    let r = report(|| {
+        if let ForkResult::Child = unsafe { fork() }.unwrap() {
+            unsafe { libc::_exit(0) }
+        }
+        poll::until(Duration::from_secs(2), "a zombie child", || {
+            procfs::children(getpid())
+                .iter()
+                .any(|c| c.state == 'Z')
+                .then_some(())
         });
     });
     assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
-    assert!(r.message.contains("zombie"), "{r:?}");
+    assert!(
+        r.message
+            .contains("is a zombie (state Z): it exited but nobody called waitpid on it"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_setsid_daemon_is_reported_and_killed() {
+    let r = report(|| {
+        let (rd, wr) = pipe().unwrap();
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                setsid().unwrap();
+                if let ForkResult::Child = unsafe { fork() }.unwrap() {
+                    let _ = nix::unistd::write(&wr, format!("{}\n", getpid()).as_bytes());
+                    loop {
+                        nix::unistd::pause();
+                    }
+                }
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => {
+                waitpid(child, None).unwrap();
+                drop(wr);
+                let mut buf = [0u8; 16];
+                let n = nix::unistd::read(&rd, &mut buf).unwrap();
+                println!("daemon={}", String::from_utf8_lossy(&buf[..n]).trim());
+            }
+        }
+    });
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    assert!(
+        r.message.contains("still alive after the test ended"),
+        "{r:?}"
+    );
+    assert_gone(printed(&r, "daemon"));
+}
+
+const SEM_KEY: i32 = 0x05ca_7a01;
+
+#[test]
+fn a_leaked_semaphore_is_reported_and_removed() {
+    let r = report(|| {
+        let id = unsafe { libc::semget(SEM_KEY, 1, libc::IPC_CREAT | 0o600) };
+        assert!(id >= 0);
+    });
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    assert!(
+        r.message.contains("semaphore set") && r.message.contains("IPC_RMID"),
+        "{r:?}"
+    );
+    assert!(
+        !oskata_harness::sysvipc::list()
+            .iter()
+            .any(|o| o.key == SEM_KEY)
+    );
+}
+
+#[test]
+fn an_open_fd_is_a_leak_when_asked() {
+    let r = Isolation::new().check_fds().report(|| {
+        std::mem::forget(std::fs::File::open("/dev/null").unwrap());
+    });
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    assert!(r.message.contains("/dev/null"), "{r:?}");
+}
+
+#[test]
+fn a_crash_is_a_crash_and_dumps_no_core() {
+    let r = report(|| {
+        assert_eq!(
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE)
+                .unwrap()
+                .0,
+            0
+        );
+        unsafe { libc::raise(libc::SIGSEGV) };
+    });
+    assert_eq!(r.verdict, Verdict::Crashed, "{r:?}");
+    assert!(r.message.contains("SIGSEGV"), "{r:?}");
+}
+
+#[test]
+fn exit_in_the_test_process_is_named() {
+    let r = report(|| std::process::exit(3));
+    assert_eq!(r.verdict, Verdict::Failed, "{r:?}");
+    assert!(r.message.contains("exited with status 3"), "{r:?}");
+}
+
+#[test]
+fn signals_start_at_their_defaults() {
+    isolated(|| {
+        let status = procfs::status(getpid()).unwrap();
+        assert_eq!(
+            status.signal_mask("SigIgn"),
+            Some(0),
+            "SIGPIPE and friends must not be ignored"
+        );
+        assert_eq!(status.signal_mask("SigBlk"), Some(0));
+    });
+}
+
+#[test]
+fn a_flood_of_output_is_bounded_and_does_not_stall() {
+    let r = report(|| {
+        let line = [b'x'; 1023];
+        for _ in 0..(32 << 10) {
+            std::io::Write::write_all(&mut std::io::stdout(), &line).unwrap();
+            println!();
+        }
+    });
+    assert!(r.passed(), "{r:?}");
+    assert!(
+        r.output.len() < 64 << 10 && r.output.contains("bytes of output left out"),
+        "{}",
+        r.output.len()
+    );
+}
+
+#[test]
+fn the_scratch_dir_is_removed() {
+    let r = report(|| {
+        let dir = scratch_dir();
+        std::fs::write(dir.join("file"), "x").unwrap();
+        println!("scratch={}", dir.display());
+    });
+    assert!(r.passed(), "{r:?}");
+    let at = r.output.find("scratch=").unwrap();
+    let dir = r.output[at + 8..].lines().next().unwrap();
+    assert!(!Path::new(dir).exists(), "{dir} was left behind");
+}
+
+#[test]
+fn the_body_is_its_own_group_and_a_subreaper() {
+    isolated(|| {
+        let me = procfs::stat(getpid()).unwrap();
+        assert_eq!(me.pgrp, me.pid);
+        let mut flag: libc::c_int = 0;
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut flag) },
+            0
+        );
+        assert_eq!(flag, 1);
+    });
 }
