@@ -6,7 +6,7 @@
 //! anywhere below C is re-parented to C rather than to init, so a daemon that double-forked
 //! and called setsid(2) is still found, killed and reaped here.
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
