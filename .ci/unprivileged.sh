@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the exercises' tests (against the solutions) and the harness's own tests as the
+# unprivileged user `nobody`, the way a student runs them: no root, so no cgroup and no plain
+# unshare; the harness must fall back (user namespace, RLIMIT_NPROC) and still pass.
+# The test binaries are copied to a directory nobody can read, since the clone may not be.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=$(mktemp -d /tmp/oskata-unprivileged.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+chmod 755 "$dir"
+cargo test --features solutions --no-run --message-format=json 2>/dev/null |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "test" in m["target"]["kind"]:
+        if m["target"]["name"] in ("processes", "ipc", "isolation"):
+            print(m["executable"])
+' | while read -r exe; do cp "$exe" "$dir/"; done
+chmod 755 "$dir"/*
+ls "$dir"
+status=0
+for exe in "$dir"/*; do
+    echo "--- $(basename "$exe") as nobody"
+    (cd "$dir" && setpriv --reuid=65534 --regid=65534 --clear-groups env -i PATH=/usr/bin:/bin HOME="$dir" TMPDIR=/tmp "$exe" --test-threads=2) || status=1
+done
+exit $status
