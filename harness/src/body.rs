@@ -35,6 +35,10 @@ static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
 /// The exit status of a stray child stopped by the guard.
 const STRAY_EXIT: i32 = 86;
+/// The note in every report made without a private IPC namespace.
+const NO_IPC_NAMESPACE: &str = "no private IPC namespace for this test (unshare refused, also with a user \
+     namespace, or OSKATA_NO_NAMESPACES set): System V objects are tracked by the pids the kernel records on \
+     them, so a leaked object that none of the test's processes touched can go unnoticed";
 /// The lowest fd number the result pipe is moved to.
 const RESULT_FD_MIN: i32 = 900;
 
@@ -144,11 +148,12 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     }
     drop(setup.output);
 
-    let notes = prepare(setup.cgroup);
+    let namespaces = opts.namespaces && std::env::var_os("OSKATA_NO_NAMESPACES").is_none();
+    let notes = prepare(setup.cgroup, namespaces);
     for note in &notes {
         send("note", note);
     }
-    let private_ipc = !notes.iter().any(|n| n.contains("IPC namespace"));
+    let private_ipc = !notes.iter().any(|n| n == NO_IPC_NAMESPACE);
     let fds_before = if opts.check_fds {
         procfs::fds(getpid()).unwrap_or_default()
     } else {
@@ -194,7 +199,7 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
 }
 
 /// Puts the body process into the known state; returns notes about what was not permitted.
-fn prepare(cgroup: Option<&PidsCgroup>) -> Vec<String> {
+fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> Vec<String> {
     let mut notes = Vec::new();
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -227,12 +232,10 @@ fn prepare(cgroup: Option<&PidsCgroup>) -> Vec<String> {
                 .into(),
         );
     }
-    if unshare(CloneFlags::CLONE_NEWIPC).is_err() && private_ipc_as_user().is_err() {
-        notes.push(
-            "no private IPC namespace here (unshare refused, also with a user namespace): System V objects \
-             are tracked by creator pid instead, so a leaked semaphore set or queue can go unnoticed"
-                .into(),
-        );
+    let private =
+        namespaces && (unshare(CloneFlags::CLONE_NEWIPC).is_ok() || private_ipc_as_user().is_ok());
+    if !private {
+        notes.push(NO_IPC_NAMESPACE.into());
     }
     notes
 }
@@ -307,11 +310,12 @@ fn leak_check(
             evidence::describe(&tree)
         ));
     }
+    // In a private namespace every object is the test's. Without one, an object is the
+    // test's if it is new and the kernel recorded one of the test's processes on it.
+    let in_tree = |pid: &i32| *pid == me.as_raw() || tree.iter().any(|p| p.pid == *pid);
+    let known: Vec<(sysvipc::Kind, i32)> = ipc_before.iter().map(|o| (o.kind, o.id)).collect();
     let ours = |o: &sysvipc::IpcObject| {
-        private_ipc
-            || (!ipc_before.contains(o)
-                && o.cpid
-                    .is_some_and(|c| c == me.as_raw() || tree.iter().any(|p| p.pid == c)))
+        private_ipc || (!known.contains(&(o.kind, o.id)) && o.pids.iter().any(in_tree))
     };
     for object in sysvipc::list().into_iter().filter(ours) {
         leaks.push(format!(

@@ -21,6 +21,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Isolation {
     pub(crate) deadline: Duration,
     pub(crate) check_fds: bool,
+    pub(crate) namespaces: bool,
 }
 
 impl Default for Isolation {
@@ -28,6 +29,7 @@ impl Default for Isolation {
         Isolation {
             deadline: DEFAULT_DEADLINE,
             check_fds: false,
+            namespaces: true,
         }
     }
 }
@@ -52,6 +54,14 @@ impl Isolation {
     /// Also fail when the body returns with fds open that it did not have at the start.
     pub fn check_fds(mut self) -> Self {
         self.check_fds = true;
+        self
+    }
+
+    /// Do not enter a private IPC namespace: behave as on a machine that forbids them, where
+    /// System V objects are tracked by the pids the kernel records on them. For testing that
+    /// fallback; the environment variable `OSKATA_NO_NAMESPACES=1` does the same for every test.
+    pub fn without_namespaces(mut self) -> Self {
+        self.namespaces = false;
         self
     }
 

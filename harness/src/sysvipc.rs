@@ -58,6 +58,9 @@ pub struct IpcObject {
     pub cuid: u32,
     /// For shared memory, the pid that created it (`cpid`); other kinds do not record it.
     pub cpid: Option<i32>,
+    /// Every pid the kernel recorded for the object: creator and last attach/detach (shm),
+    /// last sender and receiver (msg), last operation on each semaphore (sem, by GETPID).
+    pub pids: Vec<i32>,
 }
 
 impl fmt::Display for IpcObject {
@@ -89,6 +92,10 @@ pub fn parse(kind: Kind, text: &str) -> Vec<IpcObject> {
         return Vec::new();
     };
     let cpid = col("cpid");
+    let pid_cols: Vec<usize> = ["cpid", "lpid", "lspid", "lrpid"]
+        .iter()
+        .filter_map(|c| col(c))
+        .collect();
     lines
         .filter_map(|line| {
             let w: Vec<&str> = line.split_whitespace().collect();
@@ -99,6 +106,11 @@ pub fn parse(kind: Kind, text: &str) -> Vec<IpcObject> {
                 perms: u32::from_str_radix(w.get(perms)?, 8).ok()?,
                 cuid: w.get(cuid)?.parse().ok()?,
                 cpid: cpid.and_then(|c| w.get(c)?.parse().ok()),
+                pids: pid_cols
+                    .iter()
+                    .filter_map(|&c| w.get(c)?.parse().ok())
+                    .filter(|&p| p != 0)
+                    .collect(),
             })
         })
         .collect()
@@ -106,9 +118,23 @@ pub fn parse(kind: Kind, text: &str) -> Vec<IpcObject> {
 
 /// Every System V object visible in this process's IPC namespace.
 pub fn list() -> Vec<IpcObject> {
-    Kind::ALL
+    let mut objects: Vec<IpcObject> = Kind::ALL
         .iter()
         .flat_map(|&kind| parse(kind, &fs::read_to_string(kind.file()).unwrap_or_default()))
+        .collect();
+    for sem in objects.iter_mut().filter(|o| o.kind == Kind::Semaphores) {
+        sem.pids = semaphore_pids(sem.id);
+    }
+    objects
+}
+
+/// The pid of the last `semop` on each semaphore of a set (semctl(2) `GETPID`).
+fn semaphore_pids(id: i32) -> Vec<i32> {
+    (0..)
+        // SAFETY: GETPID takes no argument; an index past the set's size fails with EINVAL.
+        .map(|n| unsafe { libc::semctl(id, n, libc::GETPID) })
+        .take_while(|&pid| pid >= 0)
+        .filter(|&pid| pid > 0)
         .collect()
 }
 

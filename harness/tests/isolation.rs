@@ -271,3 +271,25 @@ fn the_body_is_its_own_group_and_a_subreaper() {
         assert_eq!(flag, 1);
     });
 }
+
+#[test]
+fn without_a_namespace_a_used_semaphore_is_still_caught() {
+    let r = Isolation::new().without_namespaces().report(|| {
+        let id = unsafe { libc::semget(libc::IPC_PRIVATE, 1, libc::IPC_CREAT | 0o600) };
+        assert!(id >= 0);
+        let mut op = libc::sembuf {
+            sem_num: 0,
+            sem_op: 1,
+            sem_flg: 0,
+        };
+        assert_eq!(unsafe { libc::semop(id, &mut op, 1) }, 0);
+        println!("semid={id}");
+    });
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    assert!(r.message.contains("no private IPC namespace"), "{r:?}");
+    let id = printed(&r, "semid") as i32;
+    assert!(
+        !oskata_harness::sysvipc::list().iter().any(|o| o.id == id),
+        "semaphore set {id} was left"
+    );
+}
