@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 use crate::report::{self, Report, VERDICT_TAG, Verdict};
 use crate::supervisor;
 
+thread_local! {
+    /// Whether this test thread has already run an isolated body.
+    static CALLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The variable that tells a re-executed test binary which test to supervise.
 pub(crate) const CHILD_ENV: &str = "OSKATA_ISOLATED_TEST";
 /// How long the parent waits past the test's own deadline for the supervisor to report.
@@ -97,6 +102,13 @@ impl Isolation {
         };
         if std::env::var(CHILD_ENV).is_ok_and(|n| n == name) {
             supervisor::run(&self, &name, body)
+        }
+        // The re-executed binary supervises the first isolated() it reaches, so a second one
+        // in the same test would silently re-run the first body.
+        if CALLED.replace(true) {
+            panic!(
+                "oskata-harness: `{name}` calls isolated() twice; use one isolated body per test"
+            );
         }
         spawn_supervisor(&self, &name)
     }

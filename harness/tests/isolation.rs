@@ -293,3 +293,10 @@ fn without_a_namespace_a_used_semaphore_is_still_caught() {
         "semaphore set {id} was left"
     );
 }
+
+#[test]
+#[should_panic(expected = "calls isolated() twice")]
+fn a_second_isolated_body_in_one_test_is_refused() {
+    isolated(|| {});
+    isolated(|| {});
+}
