@@ -147,6 +147,7 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
         libc::dup2(setup.output.as_raw_fd(), 2);
     }
     drop(setup.output);
+    close_inherited_fds(RESULT_FD.load(Ordering::SeqCst));
 
     let namespaces = opts.namespaces && std::env::var_os("OSKATA_NO_NAMESPACES").is_none();
     let notes = prepare(setup.cgroup, namespaces);
@@ -196,6 +197,16 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     let _ = std::io::stdout().flush();
     // SAFETY: leave without returning into libtest, which would report on its own.
     unsafe { libc::_exit(0) }
+}
+
+/// Closes every fd above 2 except the result pipe: what the test binary inherited (cargo's
+/// jobserver pipe, a terminal) is no business of the test and would only clutter its evidence.
+fn close_inherited_fds(keep: i32) {
+    let ranges = [(3, keep - 1), (keep + 1, i32::MAX)];
+    for (first, last) in ranges.into_iter().filter(|(a, b)| a <= b) {
+        // SAFETY: close_range(2) closes fds this process owns; nothing here refers to them.
+        unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
+    }
 }
 
 /// Puts the body process into the known state; returns notes about what was not permitted.

@@ -7,8 +7,8 @@
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
-/// Polls `check` until it returns `Some`, at most for `limit`; panics with `what` and the last
-/// thing `observe` saw when time runs out.
+/// Polls `check` until it returns `Some`, at most for `limit`; panics naming `what` when time
+/// runs out.
 pub fn until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     let mut pause = Duration::from_micros(200);

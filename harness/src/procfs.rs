@@ -230,7 +230,8 @@ pub fn threads(pid: Pid) -> io::Result<Vec<i32>> {
     Ok(tids)
 }
 
-/// The fd `pid` is blocked reading from, if it is asleep in read(2) right now.
+/// The fd `pid` is blocked reading from, if it is asleep in a read-like call right now:
+/// read(2), readv(2), pread(2) or splice(2) (what `std::io::copy` uses from a pipe).
 ///
 /// Reads `/proc/<pid>/syscall`, which shows the syscall number and its arguments while the
 /// process is blocked in one. Lets a test wait until a child has reached its `read` (and so
@@ -239,7 +240,15 @@ pub fn blocked_read_fd(pid: Pid) -> Option<i32> {
     let text = fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
     let mut words = text.split_whitespace();
     let nr: i64 = words.next()?.parse().ok()?;
-    if nr != libc::SYS_read {
+    if ![
+        libc::SYS_read,
+        libc::SYS_readv,
+        libc::SYS_pread64,
+        libc::SYS_preadv,
+        libc::SYS_splice,
+    ]
+    .contains(&nr)
+    {
         return None;
     }
     i32::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()

@@ -300,3 +300,15 @@ fn a_second_isolated_body_in_one_test_is_refused() {
     isolated(|| {});
     isolated(|| {});
 }
+
+#[test]
+fn the_body_starts_with_only_the_standard_fds() {
+    isolated(|| {
+        let extra: Vec<procfs::Fd> = procfs::fds(getpid())
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.fd > 2 && f.fd < 900 && !f.target.starts_with("/proc/"))
+            .collect();
+        assert!(extra.is_empty(), "inherited fds: {extra:?}");
+    });
+}
