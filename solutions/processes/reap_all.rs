@@ -1,0 +1,48 @@
+//! # Reap every child you made, and only those (回收子进程) — reference solution
+//!
+//! Fork them all, remember each pid, then `waitpid(pid)` each one in spec order: a child
+//! that already exited is collected at once, one still sleeping is waited for.
+use std::time::Duration;
+
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+/// One child to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildSpec {
+    /// The exit code the child ends with.
+    pub code: u8,
+    /// How long the child sleeps before it exits.
+    pub lifetime: Duration,
+}
+
+/// Starts one child per spec and waits for exactly those; see the exercise for the contract.
+pub fn reap_all(specs: &[ChildSpec]) -> nix::Result<Vec<WaitStatus>> {
+    let mut pids: Vec<Pid> = Vec::with_capacity(specs.len());
+    let mut failed = None;
+    for spec in specs {
+        // SAFETY: the child only sleeps and calls _exit; it never returns into the caller.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                std::thread::sleep(spec.lifetime);
+                // SAFETY: _exit ends the child at once, without running the parent's copied
+                // destructors or atexit handlers; it never returns.
+                unsafe { libc::_exit(spec.code.into()) }
+            }
+            Ok(ForkResult::Parent { child }) => pids.push(child),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    // Only our own pids, one waitpid each: nobody else's child is touched.
+    let mut statuses = Vec::with_capacity(pids.len());
+    for &pid in &pids {
+        statuses.push(waitpid(pid, None)?);
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(statuses),
+    }
+}

@@ -1,0 +1,648 @@
+//! ipc/pipe_direction: a pipe from parent to child (管道), each side closing the end it does
+//! not use.
+//!
+//! What the tests observe, never what the code under test claims:
+//! - the fd table of both processes in `/proc/<pid>/fd` and the access mode in
+//!   `/proc/<pid>/fdinfo`, matched by pipe inode, while the child sleeps in `read(2)` (seen in
+//!   `/proc/<pid>/syscall`): by then it has done all its closing;
+//! - who still holds a write end when the child cannot see end of file, reported at once
+//!   instead of waiting for a deadline;
+//! - the child's exit status from `waitpid`, and the bytes that reached the sink file.
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigHandler, Signal, kill, signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, getpid, pipe, write};
+use oskata::ipc::pipe_direction::*;
+use oskata_harness::{Isolation, evidence, procfs, scratch_dir, student};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestError, TestRunner};
+use rstest::rstest;
+
+/// How long a correct child may take to reach its `read`, drain the pipe or exit. A correct
+/// solution needs milliseconds; every wrong one is caught by evidence long before this.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// The lesson every early stop points to.
+const SHORT_READ: &str = "a short read is not end of file: read(2) returning fewer bytes than asked only means the \
+                          pipe held no more at that moment; end of file is read(2) returning 0, which happens once \
+                          every write end in every process is closed";
+
+/// The test process and all its descendants.
+fn tree() -> Vec<procfs::Stat> {
+    let me = getpid();
+    let mut procs: Vec<procfs::Stat> = procfs::stat(me).into_iter().collect();
+    procs.extend(procfs::descendants(me));
+    procs
+}
+
+/// The kernel's account of the test's processes: table, fds, pipe ends and their holders.
+fn evidence_now() -> String {
+    format!(
+        "What the kernel shows (the test process is pid {}):\n{}",
+        getpid(),
+        evidence::describe(&tree())
+    )
+}
+
+/// The same, without the harness's lines about readers waiting for EOF: while the parent still
+/// holds the write end it is about to hand back, a child waiting in read is no fault.
+fn evidence_before_close() -> String {
+    let text = evidence_now();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("the reader never saw EOF"))
+        .collect();
+    kept.join("\n")
+}
+
+/// A `waitpid` result in words.
+fn exit_text(status: nix::Result<WaitStatus>) -> String {
+    match status {
+        Ok(WaitStatus::Exited(_, code)) => format!("with status {code}"),
+        Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig}"),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("waitpid failed: {e}"),
+    }
+}
+
+/// Stops and reaps the child (so nothing is left behind), then fails with `msg`.
+fn fail(child: Pid, msg: String) -> ! {
+    if matches!(
+        waitpid(child, Some(WaitPidFlag::WNOHANG)),
+        Ok(WaitStatus::StillAlive)
+    ) {
+        let _ = kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+    }
+    panic!("{msg}");
+}
+
+/// Short pauses between looks at `/proc`, growing to 10 ms.
+fn pause(round: &mut u32) {
+    *round += 1;
+    thread::sleep(Duration::from_micros(100 << (*round).min(7)));
+}
+
+/// The fd `pid` is asleep reading from right now, from `/proc/<pid>/syscall`: `read` through
+/// the harness, plus `readv` and `splice` (which `std::io::copy` uses for a pipe).
+fn reading_fd(pid: Pid) -> Option<i32> {
+    if let Some(fd) = procfs::blocked_read_fd(pid) {
+        return Some(fd);
+    }
+    let text = fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    let mut words = text.split_whitespace();
+    let nr: i64 = words.next()?.parse().ok()?;
+    if nr != libc::SYS_readv && nr != libc::SYS_splice {
+        return None;
+    }
+    i32::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()
+}
+
+/// The fd `pid` is asleep reading, if it is the read end of pipe `inode`.
+fn reading_pipe(pid: Pid, inode: u64) -> Option<i32> {
+    let fd = reading_fd(pid)?;
+    let fds = procfs::fds(pid).ok()?;
+    fds.iter()
+        .any(|f| f.fd == fd && f.pipe_inode() == Some(inode))
+        .then_some(fd)
+}
+
+/// Every write end of pipe `inode` open in the test's process tree, as (pid, fd).
+fn write_end_holders(inode: u64) -> Vec<(i32, i32)> {
+    let mut out = Vec::new();
+    for p in tree().iter().filter(|p| p.state != 'Z') {
+        for f in procfs::fds(Pid::from_raw(p.pid)).unwrap_or_default() {
+            if f.pipe_inode() == Some(inode) && f.writable() {
+                out.push((p.pid, f.fd));
+            }
+        }
+    }
+    out
+}
+
+/// Checks the parent's side right after `spawn_reader` returned: `write_end` is the write end
+/// of a pipe, and the test process holds no other fd of that pipe. Returns the pipe's inode.
+fn check_parent_side(child: Pid, write_end: &OwnedFd) -> u64 {
+    let me = getpid();
+    let raw = write_end.as_raw_fd();
+    let fds = procfs::fds(me).unwrap_or_else(|e| panic!("cannot read /proc/{me}/fd: {e}"));
+    let Some(returned) = fds.iter().find(|f| f.fd == raw) else {
+        fail(
+            child,
+            format!(
+                "spawn_reader returned fd {raw}, but /proc/{me}/fd has no fd {raw}: it is not open"
+            ),
+        );
+    };
+    let Some(inode) = returned.pipe_inode() else {
+        fail(
+            child,
+            format!(
+                "spawn_reader returned fd {raw}, which is `{}`, not an end of a pipe: it should return the write \
+                 end of the pipe it made with pipe(2).\n{}",
+                returned.target,
+                evidence_before_close()
+            ),
+        );
+    };
+    if returned.readable() {
+        fail(
+            child,
+            format!(
+                "the ends are swapped: spawn_reader returned fd {raw}, the read end of pipe:[{inode}] (fdinfo shows \
+                 it open read-only), so the child must have been given the write end to read from. pipe(2) puts the \
+                 read end in fds[0] and the write end in fds[1], and nix's pipe() returns (read_end, write_end) in \
+                 that order. Data goes from parent to child: the parent keeps and returns the write end, the child \
+                 keeps the read end.\n{}",
+                evidence_before_close()
+            ),
+        );
+    }
+    let others: Vec<_> = fds
+        .iter()
+        .filter(|f| f.fd != raw && f.pipe_inode() == Some(inode))
+        .collect();
+    if let Some(other) = others.iter().find(|f| f.readable()) {
+        fail(
+            child,
+            format!(
+                "the parent still holds the read end of pipe:[{inode}] on fd {} (pid {me}, the test process that \
+                     called spawn_reader). The parent only writes, so after fork it must close the read end, which \
+                     belongs to the child. While the parent holds a read end the kernel counts it as a reader: if \
+                     the child dies, the parent's write never fails with EPIPE and instead sleeps forever once the \
+                     pipe is full.\n{}",
+                other.fd,
+                evidence_before_close()
+            ),
+        );
+    }
+    if let Some(other) = others.first() {
+        fail(
+            child,
+            format!(
+                "the parent holds a second write end of pipe:[{inode}] on fd {} besides fd {raw} it returned (pid \
+                 {me}, the test process). When the caller closes the end it was given, this copy stays open and the \
+                 child never sees end of file.\n{}",
+                other.fd,
+                evidence_before_close()
+            ),
+        );
+    }
+    inode
+}
+
+/// Waits until the child sleeps in `read` on pipe `inode`; returns the fd it reads on.
+/// `when` says what the parent has done so far, for the message if the child exits instead.
+fn await_reading(child: Pid, inode: u64, when: &str) -> i32 {
+    let start = Instant::now();
+    let mut round = 0;
+    loop {
+        if let Some(fd) = reading_pipe(child, inode) {
+            return fd;
+        }
+        if procfs::state(child) == Some('Z') {
+            let status = waitpid(child, None);
+            panic!(
+                "the child (pid {child}) exited ({}) {when}. It should sleep in read(2) on the read end of \
+                 pipe:[{inode}] until data arrives or every write end is closed; a status of 1 means its copy \
+                 failed, for example reading from the write end (EBADF).",
+                exit_text(status)
+            );
+        }
+        if let Some(fd) = reading_fd(child) {
+            let what = procfs::fds(child)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|f| f.fd == fd)
+                .map_or_else(|| "closed".to_owned(), |f| f.target);
+            if start.elapsed() > Duration::from_millis(200) {
+                fail(
+                    child,
+                    format!(
+                        "the child (pid {child}) is asleep reading fd {fd} ({what}), not the read end of \
+                         pipe:[{inode}] the parent writes to.\n{}",
+                        evidence_before_close()
+                    ),
+                );
+            }
+        }
+        if start.elapsed() > SETTLE {
+            fail(
+                child,
+                format!(
+                    "after {SETTLE:?} the child (pid {child}) was still not asleep in read(2) on the read end of \
+                     pipe:[{inode}] ({when}).\n{}",
+                    evidence_before_close()
+                ),
+            );
+        }
+        pause(&mut round);
+    }
+}
+
+/// After the parent dropped its write end: waits for the child to see end of file and exit,
+/// and returns its status. Fails at once when the kernel shows it never can: the child asleep
+/// reading the pipe while some process still holds a write end of it.
+fn await_exit(child: Pid, inode: u64) -> WaitStatus {
+    let me = getpid().as_raw();
+    let start = Instant::now();
+    let mut round = 0;
+    loop {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+            Ok(status) => return status,
+            Err(e) => panic!("waitpid({child}) failed: {e}"),
+        }
+        if let Some(fd) = reading_pipe(child, inode) {
+            let holders = write_end_holders(inode);
+            if !holders.is_empty() {
+                let mut why = Vec::new();
+                for (pid, wfd) in holders {
+                    let (who, advice) = if pid == child.as_raw() {
+                        (
+                            ", the reader itself",
+                            "The child only reads, so right after fork it must close its copy of the write end, \
+                             before its first read: otherwise it waits for data from itself.",
+                        )
+                    } else if pid == me {
+                        (
+                            ", the parent",
+                            "The parent may keep only the write end it returns: any other copy must be closed.",
+                        )
+                    } else {
+                        (
+                            "",
+                            "Every process that does not write to the pipe must close its write end.",
+                        )
+                    };
+                    why.push(format!(
+                        "pid {child} is blocked reading pipe:[{inode}] on fd {fd}: the reader never saw EOF because \
+                         pid {pid} still holds the write end (fd {wfd}{who}). {advice}"
+                    ));
+                }
+                fail(
+                    child,
+                    format!(
+                        "the parent has closed the write end it was given, yet the child cannot finish: read(2) \
+                         returns 0 (end of file) only when every write end in every process is closed.\n{}\n{}",
+                        why.join("\n"),
+                        evidence_now()
+                    ),
+                );
+            }
+        }
+        if start.elapsed() > SETTLE {
+            fail(
+                child,
+                format!(
+                    "after {SETTLE:?} the child (pid {child}) had not exited although the parent closed its write \
+                     end of pipe:[{inode}].\n{}",
+                    evidence_now()
+                ),
+            );
+        }
+        pause(&mut round);
+    }
+}
+
+/// The child must have left with `_exit(0)` after copying everything.
+fn expect_clean_exit(child: Pid, status: WaitStatus) {
+    match status {
+        WaitStatus::Exited(_, 0) => {}
+        WaitStatus::Exited(_, code) => panic!(
+            "the child (pid {child}) exited with status {code}, not 0: its copy to the sink failed (status 1), or \
+             it left some other way. It should copy until end of file and then _exit(0)."
+        ),
+        WaitStatus::Signaled(_, sig, _) => {
+            panic!("the child (pid {child}) was killed by {sig} instead of exiting 0")
+        }
+        other => panic!("the child (pid {child}) did not exit normally: {other:?}"),
+    }
+}
+
+/// Writes all of `payload` into the write end without ever sleeping blind: when the pipe is
+/// full, waits for room while watching that the child is still there to drain it.
+fn feed(child: Pid, write_end: &OwnedFd, payload: &[u8]) {
+    let flags = fcntl(write_end, FcntlArg::F_GETFL).expect("F_GETFL on the write end");
+    fcntl(
+        write_end,
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )
+    .expect("F_SETFL O_NONBLOCK on the write end");
+    let (len, mut off) = (payload.len(), 0);
+    let mut since_progress = Instant::now();
+    while off < len {
+        match write(write_end, &payload[off..]) {
+            Ok(n) => {
+                off += n;
+                since_progress = Instant::now();
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                if procfs::state(child) == Some('Z') {
+                    let status = waitpid(child, None);
+                    panic!(
+                        "the child (pid {child}) exited ({}) while the pipe still held data and the parent \
+                         had {} of {len} bytes left to write: it stopped reading before end of file. {SHORT_READ}.",
+                        exit_text(status),
+                        len - off
+                    );
+                }
+                if since_progress.elapsed() > SETTLE {
+                    fail(
+                        child,
+                        format!(
+                            "the pipe stayed full for {SETTLE:?} with {} of {len} bytes still to write: the child (pid \
+                             {child}) is not draining it.\n{}",
+                            len - off,
+                            evidence_now()
+                        ),
+                    );
+                }
+                let mut fds = [PollFd::new(write_end.as_fd(), PollFlags::POLLOUT)];
+                let _ = poll(&mut fds, PollTimeout::from(10u8));
+            }
+            Err(Errno::EPIPE) => fail(
+                child,
+                format!(
+                    "writing to the pipe failed with EPIPE after {off} of {len} bytes: no read end is open anywhere \
+                     any more, so the child closed it or exited before end of file. {SHORT_READ}."
+                ),
+            ),
+            Err(e) => fail(
+                child,
+                format!("writing to the write end spawn_reader returned failed: {e}"),
+            ),
+        }
+    }
+}
+
+/// Compares what reached the sink with what was written, without printing megabytes.
+fn expect_same(sent: &[u8], path: &Path) {
+    let got =
+        fs::read(path).unwrap_or_else(|e| panic!("cannot read the sink {}: {e}", path.display()));
+    if got == sent {
+        return;
+    }
+    let first = sent
+        .iter()
+        .zip(&got)
+        .position(|(a, b)| a != b)
+        .unwrap_or(sent.len().min(got.len()));
+    let hint = if got.len() < sent.len() && sent.starts_with(&got) {
+        format!(" It is the start of the data: the copy stopped early. {SHORT_READ}.")
+    } else {
+        String::new()
+    };
+    panic!(
+        "the sink holds {} bytes but the parent wrote {}; they first differ at byte {first}.{hint}",
+        got.len(),
+        sent.len()
+    );
+}
+
+/// A sink file in the scratch directory, under a fresh name.
+fn new_sink() -> (OwnedFd, std::path::PathBuf) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = scratch_dir().join(format!("sink-{}", N.fetch_add(1, Ordering::SeqCst)));
+    let file =
+        fs::File::create(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    (OwnedFd::from(file), path)
+}
+
+/// Lets a write to a pipe without readers fail with EPIPE (reported) instead of killing the test.
+fn ignore_sigpipe() {
+    // SAFETY: sets a disposition in the isolated test process; no handler code is involved.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.expect("ignore SIGPIPE");
+}
+
+/// Bytes that differ from their neighbours, so a lost or reordered chunk shows.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// One delivery: spawn the reader, check the parent's side, write, close, reap, compare.
+fn deliver(payload: &[u8]) {
+    let (sink, path) = new_sink();
+    let (child, write_end) =
+        student(|| spawn_reader(sink)).unwrap_or_else(|e| panic!("spawn_reader failed: {e}"));
+    let inode = check_parent_side(child, &write_end);
+    feed(child, &write_end, payload);
+    drop(write_end);
+    let status = await_exit(child, inode);
+    expect_clean_exit(child, status);
+    expect_same(payload, &path);
+    let _ = fs::remove_file(&path);
+}
+
+/// While the child waits in `read`, `/proc` shows the parent holding only the write end and
+/// the child only the read end; once the parent closes its end the child sees EOF and exits 0.
+#[test]
+fn each_side_keeps_only_its_own_end() {
+    Isolation::new().deadline(Duration::from_secs(15)).run(|| {
+        let (sink, _path) = new_sink();
+        let (child, write_end) =
+            student(|| spawn_reader(sink)).unwrap_or_else(|e| panic!("spawn_reader failed: {e}"));
+        // The parent: the returned fd is a write end, and no other fd of that pipe is open here.
+        let inode = check_parent_side(child, &write_end);
+        // The child: asleep in read(2) on the read end, so it has done its closing already.
+        let rfd = await_reading(child, inode, "before the parent wrote anything or closed its write end");
+        let child_fds = procfs::fds(child).unwrap_or_default();
+        if !child_fds.iter().any(|f| f.fd == rfd && f.pipe_inode() == Some(inode) && f.readable()) {
+            fail(
+                child,
+                format!("the child (pid {child}) should hold the read end of pipe:[{inode}] on fd {rfd}.\n{}", evidence_now()),
+            );
+        }
+        // A write end left in the child shows here: with the parent's closed, the child still
+        // sleeps in read, and await_exit names who keeps it from seeing EOF.
+        drop(write_end);
+        let status = await_exit(child, inode);
+        expect_clean_exit(child, status);
+    });
+}
+
+/// The child copies what arrives and goes back to `read` while the write end is open, however
+/// little came: only the parent's close ends the stream.
+#[test]
+fn child_reads_until_eof_not_until_a_short_read() {
+    Isolation::new().deadline(Duration::from_secs(20)).run(|| {
+        ignore_sigpipe();
+        let (sink, path) = new_sink();
+        let (child, write_end) =
+            student(|| spawn_reader(sink)).unwrap_or_else(|e| panic!("spawn_reader failed: {e}"));
+        let inode = check_parent_side(child, &write_end);
+        await_reading(child, inode, "before the parent wrote anything or closed its write end");
+        let mut sent = Vec::new();
+        for part in [&b"a few bytes, "[..], &b"then a few more, "[..], &pattern(100_000)[..]] {
+            feed(child, &write_end, part);
+            sent.extend_from_slice(part);
+            // Look at the sink first, then at the child: a read seen after the bytes landed is
+            // a read that came after them.
+            let start = Instant::now();
+            let mut round = 0;
+            loop {
+                let copied = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                if copied == sent.len() as u64 && reading_pipe(child, inode).is_some() {
+                    break;
+                }
+                if procfs::state(child) == Some('Z') {
+                    let status = waitpid(child, None);
+                    panic!(
+                        "the child (pid {child}) exited ({}) after copying {copied} bytes while the parent \
+                         still held the write end open, so more data could have come: {SHORT_READ}.",
+                        exit_text(status)
+                    );
+                }
+                if start.elapsed() > SETTLE {
+                    fail(
+                        child,
+                        format!(
+                            "after {SETTLE:?} the sink held {copied} of the {} bytes written so far, or the child \
+                             (pid {child}) was not back in read(2) on pipe:[{inode}].\n{}",
+                            sent.len(),
+                            evidence_now()
+                        ),
+                    );
+                }
+                pause(&mut round);
+            }
+        }
+        drop(write_end);
+        let status = await_exit(child, inode);
+        expect_clean_exit(child, status);
+        expect_same(&sent, &path);
+    });
+}
+
+/// Payloads at the edges: nothing, one byte, `PIPE_BUF`, exactly the 64 KiB capacity, one
+/// byte more, and many times the capacity (the parent must wait for the child to drain).
+#[rstest]
+#[case::empty(0)]
+#[case::one_byte(1)]
+#[case::pipe_buf(4096)]
+#[case::capacity(65536)]
+#[case::capacity_plus_one(65537)]
+#[case::one_mib(1 << 20)]
+fn payload_arrives_intact(#[case] len: usize) {
+    Isolation::new()
+        .deadline(Duration::from_secs(20))
+        .check_fds()
+        .run(|| {
+            ignore_sigpipe();
+            deliver(&pattern(len));
+        });
+}
+
+/// Random payloads, small and larger than the pipe, each through a fresh child.
+#[test]
+fn random_payloads_arrive_intact() {
+    Isolation::new()
+        .deadline(Duration::from_secs(60))
+        .check_fds()
+        .run(|| {
+            ignore_sigpipe();
+            let config = Config {
+                cases: 24,
+                failure_persistence: None,
+                max_shrink_iters: 32,
+                ..Config::default()
+            };
+            let payloads = prop_oneof![
+                vec(any::<u8>(), 0..64),
+                vec(any::<u8>(), 0..8192),
+                vec(any::<u8>(), 60_000..200_000),
+            ];
+            let result = TestRunner::new(config).run(&payloads, |payload| {
+                deliver(&payload);
+                Ok(())
+            });
+            match result {
+                Ok(()) => {}
+                Err(TestError::Fail(why, payload)) => {
+                    panic!(
+                        "{why}\n(the smallest failing payload proptest found has {} bytes)",
+                        payload.len()
+                    )
+                }
+                Err(e) => panic!("{e}"),
+            }
+        });
+}
+
+/// `copy_until_eof` on its own: a writer thread sends a little, waits until it has been copied,
+/// then sends much more than the pipe holds; the copy must return only at end of file.
+#[test]
+fn copy_until_eof_copies_everything_and_counts_it() {
+    Isolation::new().deadline(Duration::from_secs(15)).check_fds().run(|| {
+        ignore_sigpipe();
+        let (read_end, write_end) = pipe().expect("pipe");
+        let (sink, path) = new_sink();
+        let first = b"the first few bytes".to_vec();
+        let rest = pattern(300_000);
+        let expected: Vec<u8> = [first.clone(), rest.clone()].concat();
+        let watched = path.clone();
+        let writer = thread::spawn(move || -> Result<(), String> {
+            let write_all = |data: &[u8]| -> Result<(), String> {
+                let mut off = 0;
+                while off < data.len() {
+                    match write(&write_end, &data[off..]) {
+                        Ok(n) => off += n,
+                        Err(Errno::EINTR) => {}
+                        Err(e) => return Err(format!("writer: {e} after {off} bytes")),
+                    }
+                }
+                Ok(())
+            };
+            write_all(&first)?;
+            // Hold back the rest until the first bytes reached the sink: the reader has had a
+            // short read by then, with the write end still open.
+            let start = Instant::now();
+            while fs::metadata(&watched).map(|m| m.len()).unwrap_or(0) < first.len() as u64 {
+                if start.elapsed() > SETTLE {
+                    return Err("writer: the first bytes never reached the sink".into());
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+            write_all(&rest)
+        });
+        let copied = student(|| copy_until_eof(&read_end, &sink));
+        drop(read_end);
+        let copied = copied.unwrap_or_else(|e| panic!("copy_until_eof failed: {e}"));
+        let on_disk = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let total = expected.len() as u64;
+        if on_disk < total {
+            panic!(
+                "copy_until_eof returned ({copied}) with {on_disk} of the {total} bytes in the sink, while the writer \
+                 still held the write end open: {SHORT_READ}."
+            );
+        }
+        if copied != total {
+            panic!("copy_until_eof copied {on_disk} bytes into the sink but returned {copied}: it must return the count.");
+        }
+        match writer.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => panic!("the writer thread panicked"),
+        }
+        expect_same(&expected, &path);
+    });
+}
