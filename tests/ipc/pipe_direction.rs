@@ -93,24 +93,9 @@ fn pause(round: &mut u32) {
     thread::sleep(Duration::from_micros(100 << (*round).min(7)));
 }
 
-/// The fd `pid` is asleep reading from right now, from `/proc/<pid>/syscall`: `read` through
-/// the harness, plus `readv` and `splice` (which `std::io::copy` uses for a pipe).
-fn reading_fd(pid: Pid) -> Option<i32> {
-    if let Some(fd) = procfs::blocked_read_fd(pid) {
-        return Some(fd);
-    }
-    let text = fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
-    let mut words = text.split_whitespace();
-    let nr: i64 = words.next()?.parse().ok()?;
-    if nr != libc::SYS_readv && nr != libc::SYS_splice {
-        return None;
-    }
-    i32::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()
-}
-
 /// The fd `pid` is asleep reading, if it is the read end of pipe `inode`.
 fn reading_pipe(pid: Pid, inode: u64) -> Option<i32> {
-    let fd = reading_fd(pid)?;
+    let fd = procfs::blocked_read_fd(pid)?;
     let fds = procfs::fds(pid).ok()?;
     fds.iter()
         .any(|f| f.fd == fd && f.pipe_inode() == Some(inode))
@@ -219,7 +204,7 @@ fn await_reading(child: Pid, inode: u64, when: &str) -> i32 {
                 exit_text(status)
             );
         }
-        if let Some(fd) = reading_fd(child) {
+        if let Some(fd) = procfs::blocked_read_fd(child) {
             let what = procfs::fds(child)
                 .unwrap_or_default()
                 .into_iter()
