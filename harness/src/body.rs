@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+use nix::sys::stat::fstat;
 use nix::unistd::{Gid, Pid, Uid, getpid, setpgid};
 
 use crate::cgroup::{self, PidsCgroup};
@@ -126,6 +127,10 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
 /// Runs in the body process; never returns.
 pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! {
     BODY_PID.store(getpid().as_raw(), Ordering::SeqCst);
+    let harness_pipes =
+        [&setup.output, &setup.result].map(|fd| fstat(fd).map_or(0, |st| st.st_ino).to_string());
+    // SAFETY: the body process has a single thread, so nothing reads the environment meanwhile.
+    unsafe { std::env::set_var(evidence::HARNESS_PIPES_ENV, harness_pipes.join(",")) };
     let _ = SCRATCH.set(setup.scratch.clone());
     // SAFETY: F_DUPFD_CLOEXEC duplicates an fd we own to the lowest free number >= 900.
     let high = unsafe {

@@ -8,6 +8,18 @@ use nix::unistd::Pid;
 
 use crate::procfs::{self, Fd, Stat};
 
+/// The variable that names the inodes of the harness's own pipes (captured output, results),
+/// which the tables leave out: they are not the test's business.
+pub(crate) const HARNESS_PIPES_ENV: &str = "OSKATA_HARNESS_PIPES";
+
+fn harness_pipes() -> Vec<u64> {
+    std::env::var(HARNESS_PIPES_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
 /// A table of processes with pid, ppid, pgid, sid, state and command.
 pub fn process_table(procs: &[Stat]) -> String {
     let mut out = String::from("    PID   PPID   PGID    SID STATE COMMAND\n");
@@ -42,7 +54,8 @@ pub fn state_word(state: char) -> String {
     format!("{state} ({word})")
 }
 
-/// The open fds of each process, and every pipe with the holders of each end.
+/// The open fds of each process, and every pipe with the holders of each end. The harness's
+/// own pipes (stdout and stderr are captured through one) are left out.
 pub fn fd_tables(procs: &[Stat]) -> String {
     let tables = read_fds(procs);
     let mut out = String::new();
@@ -77,11 +90,24 @@ pub fn blocked_pipe_readers(procs: &[Stat]) -> Vec<String> {
 
 type Holders = Vec<(i32, i32)>;
 
+/// Each live process's fds, less the harness's own pipes and the directory the reading
+/// process has open on `/proc/<pid>/fd` itself.
 fn read_fds(procs: &[Stat]) -> BTreeMap<i32, Vec<Fd>> {
+    let hidden = harness_pipes();
+    let listing = format!("/proc/{}/fd", std::process::id());
     procs
         .iter()
         .filter(|p| p.state != 'Z')
-        .filter_map(|p| Some((p.pid, procfs::fds(Pid::from_raw(p.pid)).ok()?)))
+        .filter_map(|p| {
+            let fds = procfs::fds(Pid::from_raw(p.pid)).ok()?;
+            let shown = fds
+                .into_iter()
+                .filter(|f| {
+                    !f.pipe_inode().is_some_and(|i| hidden.contains(&i)) && f.target != listing
+                })
+                .collect();
+            Some((p.pid, shown))
+        })
         .collect()
 }
 

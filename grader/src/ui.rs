@@ -1,0 +1,87 @@
+//! What the grader shows while it works (on stderr), and whether its report may use color.
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// How to talk to the person at the terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    /// Spinner and progress bar on stderr (a terminal, not CI); otherwise plain lines.
+    pub interactive: bool,
+    /// ANSI colors in the report on stdout.
+    pub color: bool,
+}
+
+impl Ui {
+    /// Looks at the terminals and at `CI`, `NO_COLOR` and `TERM`.
+    pub fn detect() -> Ui {
+        let set =
+            |var: &str| std::env::var(var).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        Ui {
+            interactive: std::io::stderr().is_terminal() && !set("CI") && !dumb,
+            color: std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && !dumb,
+        }
+    }
+
+    /// A spinner with `message`, or a plain line when not interactive.
+    pub fn spinner(&self, message: &str) -> ProgressBar {
+        if !self.interactive {
+            eprintln!("{message}");
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new_spinner().with_message(message.to_owned());
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+
+    /// A progress bar over `len` steps, or a plain line when not interactive.
+    pub fn bar(&self, len: usize, message: &str) -> ProgressBar {
+        if !self.interactive {
+            eprintln!("{message}");
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len as u64).with_message(message.to_owned());
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+                .expect("valid template")
+                .progress_chars("#>-"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
+    /// Wraps `text` in an ANSI style when colors are on.
+    pub fn paint(&self, style: Style, text: &str) -> String {
+        if !self.color {
+            return text.to_owned();
+        }
+        let code = match style {
+            Style::Green => "32",
+            Style::Red => "31",
+            Style::Yellow => "33",
+            Style::Dim => "2",
+            Style::Bold => "1",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+}
+
+/// The few styles the report uses.
+#[derive(Debug, Clone, Copy)]
+pub enum Style {
+    /// Done, caught.
+    Green,
+    /// Failing, missed.
+    Red,
+    /// Timed out, crashed.
+    Yellow,
+    /// Not started, test messages.
+    Dim,
+    /// Headings.
+    Bold,
+}

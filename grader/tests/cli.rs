@@ -1,0 +1,147 @@
+//! The grader binary on kits with bad input: it must exit 2 with an `error:` naming the
+//! problem, before it builds anything.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// A throwaway kit under the temp dir, removed on drop.
+struct Kit(PathBuf);
+
+const CHAPTER: &str = "[[chapters]]\nid = \"processes\"\ntitle = \"Processes\"\nterm = \"进程\"\n";
+const EXERCISE: &str = "[[exercises]]\nid = \"processes/fork_basics\"\ntitle = \"Fork\"\nterm = \"派生\"\n\
+    file = \"exercises/processes/fork_basics.rs\"\npoints = 10\n";
+
+impl Kit {
+    fn new(name: &str, manifest: &str, files: &[&str]) -> Kit {
+        let dir = std::env::temp_dir().join(format!("oskata-grader-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("Cargo.toml"), "[package]\nname = \"kit\"\n").unwrap();
+        fs::write(dir.join("manifest.toml"), manifest).unwrap();
+        for file in files {
+            let path = dir.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, "").unwrap();
+        }
+        Kit(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Runs the grader with `args` and returns its stderr, checking that it exited 2.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = Command::cargo_bin("oskata-grade")
+            .unwrap()
+            .arg("--root")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        stderr
+    }
+}
+
+impl Drop for Kit {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+const FILES: &[&str] = &[
+    "exercises/processes/fork_basics.rs",
+    "solutions/processes/fork_basics.rs",
+];
+
+#[test]
+fn a_broken_manifest_is_named_with_its_line() {
+    let kit = Kit::new(
+        "syntax",
+        &format!("{CHAPTER}\n[[exercises]]\nid = \n"),
+        FILES,
+    );
+    let err = kit.fails(&[]);
+    assert!(
+        err.contains("manifest.toml") && err.contains("line 7"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_field_is_named() {
+    let kit = Kit::new(
+        "field",
+        &format!("{CHAPTER}\n{EXERCISE}pionts = 3\n"),
+        FILES,
+    );
+    let err = kit.fails(&[]);
+    assert!(
+        err.contains("manifest.toml") && err.contains("pionts"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_solution_is_named() {
+    let kit = Kit::new("solution", &format!("{CHAPTER}\n{EXERCISE}"), &FILES[..1]);
+    let err = kit.fails(&[]);
+    assert!(
+        err.contains("solutions/processes/fork_basics.rs does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_mistake_file_is_named() {
+    let mistake = "[[exercises.mistakes]]\nfile = \"mistakes/processes/fork_basics/x.rs\"\nreason = \"why\"\n";
+    let kit = Kit::new("mistake", &format!("{CHAPTER}\n{EXERCISE}{mistake}"), FILES);
+    let err = kit.fails(&[]);
+    assert!(
+        err.contains("mistakes/processes/fork_basics/x.rs does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_exercise_file_missing_from_the_manifest_is_named() {
+    let files = [FILES, &["exercises/processes/zombies.rs"]].concat();
+    let kit = Kit::new("stray", &format!("{CHAPTER}\n{EXERCISE}"), &files);
+    let err = kit.fails(&[]);
+    assert!(
+        err.contains("exercises/processes/zombies.rs is not in manifest.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_ids_list_the_valid_ones() {
+    let kit = Kit::new("ids", &format!("{CHAPTER}\n{EXERCISE}"), FILES);
+    let err = kit.fails(&["--exercise", "processes/nope"]);
+    assert!(
+        err.contains("processes/nope") && err.contains("processes/fork_basics"),
+        "{err}"
+    );
+    let err = kit.fails(&["--chapter", "signals"]);
+    assert!(
+        err.contains("signals") && err.contains("processes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_root_without_a_manifest_is_refused() {
+    let kit = Kit::new("noroot", "", FILES);
+    fs::remove_file(kit.path().join("manifest.toml")).unwrap();
+    let err = kit.fails(&[]);
+    assert!(err.contains("manifest.toml"), "{err}");
+}
