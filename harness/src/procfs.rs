@@ -299,8 +299,8 @@ pub fn cmdline(pid: Pid) -> String {
         Ok(bytes) if !bytes.is_empty() => {
             let text = String::from_utf8_lossy(&bytes).replace('\0', " ");
             let text = text.trim_end();
-            if text.len() > 120 {
-                format!("{}...", &text[..text.floor_char_boundary(117)])
+            if text.chars().count() > 120 {
+                format!("{}...", text.chars().take(117).collect::<String>())
             } else {
                 text.to_owned()
             }
