@@ -18,7 +18,7 @@ use nix::sched::{CloneFlags, unshare};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::sys::stat::fstat;
-use nix::unistd::{Gid, Pid, Uid, getpid, setpgid};
+use nix::unistd::{Gid, Pid, Uid, getpid, setsid};
 
 use crate::cgroup::{self, PidsCgroup};
 use crate::evidence;
@@ -156,6 +156,16 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
 
     let namespaces = opts.namespaces && std::env::var_os("OSKATA_NO_NAMESPACES").is_none();
     let notes = prepare(setup.cgroup, namespaces);
+    if opts.terminal
+        && let Err(e) = acquire_terminal()
+    {
+        send(
+            "panic",
+            &format!("oskata-harness: cannot give the test a controlling terminal: {e}"),
+        );
+        // SAFETY: leave at once; the supervisor reports the failure.
+        unsafe { libc::_exit(0) }
+    }
     for note in &notes {
         send("note", note);
     }
@@ -204,6 +214,22 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     unsafe { libc::_exit(0) }
 }
 
+/// Opens a new pseudo-terminal (pty(7)) and makes its slave side the controlling terminal of
+/// this session leader with `TIOCSCTTY` (ioctl_tty(2)). Both ends move above fd 900 and stay
+/// open for the life of the body, so the terminal does not hang up.
+fn acquire_terminal() -> std::io::Result<()> {
+    let pty = nix::pty::openpty(None, None)?;
+    for fd in [&pty.master, &pty.slave] {
+        // SAFETY: duplicates an fd we own above 900; the copy lives until the body exits.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, RESULT_FD_MIN + 1) };
+    }
+    // SAFETY: TIOCSCTTY takes an int argument; we are a session leader without a terminal.
+    if unsafe { libc::ioctl(pty.slave.as_raw_fd(), libc::TIOCSCTTY, 0) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Closes every fd above 2 except the result pipe: what the test binary inherited (cargo's
 /// jobserver pipe, a terminal) is no business of the test and would only clutter its evidence.
 fn close_inherited_fds(keep: i32) {
@@ -219,7 +245,9 @@ fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> Vec<String> {
     let mut notes = Vec::new();
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    // A session of its own (and so a process group of its own, with no terminal): signals
+    // sent to a group or a terminal's foreground job reach only this test.
+    let _ = setsid();
     let _ = nix::sys::prctl::set_child_subreaper(true);
     reset_dispositions();
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);

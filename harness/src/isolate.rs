@@ -27,6 +27,7 @@ pub struct Isolation {
     pub(crate) deadline: Duration,
     pub(crate) check_fds: bool,
     pub(crate) namespaces: bool,
+    pub(crate) terminal: bool,
 }
 
 impl Default for Isolation {
@@ -35,6 +36,7 @@ impl Default for Isolation {
             deadline: DEFAULT_DEADLINE,
             check_fds: false,
             namespaces: true,
+            terminal: false,
         }
     }
 }
@@ -59,6 +61,14 @@ impl Isolation {
     /// Also fail when the body returns with fds open that it did not have at the start.
     pub fn check_fds(mut self) -> Self {
         self.check_fds = true;
+        self
+    }
+
+    /// Give the body process a controlling terminal (a new pseudo-terminal) before the body
+    /// runs. CI has no terminal at all, so without this a test could not tell a daemon that
+    /// detached from its terminal from one that never had one.
+    pub fn controlling_terminal(mut self) -> Self {
+        self.terminal = true;
         self
     }
 

@@ -33,6 +33,7 @@
 //!
 //! See ARCHITECTURE.md for the whole design and the reasons behind it.
 mod body;
+pub mod cases;
 mod cgroup;
 pub mod evidence;
 mod isolate;

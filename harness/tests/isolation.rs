@@ -312,3 +312,20 @@ fn the_body_starts_with_only_the_standard_fds() {
         assert!(extra.is_empty(), "inherited fds: {extra:?}");
     });
 }
+
+#[test]
+fn a_controlling_terminal_is_given_when_asked() {
+    Isolation::new().controlling_terminal().run(|| {
+        let me = procfs::stat(getpid()).unwrap();
+        assert_eq!(me.session, me.pid, "the body leads its own session");
+        assert_ne!(me.tty_nr, 0, "the body has a controlling terminal");
+    });
+}
+
+#[test]
+fn without_asking_there_is_no_terminal() {
+    isolated(|| {
+        let me = procfs::stat(getpid()).unwrap();
+        assert_eq!((me.session, me.tty_nr), (me.pid, 0));
+    });
+}

@@ -8,9 +8,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe};
 use oskata::processes::reap_all::*;
-use oskata_harness::{body_pid, isolated, poll as wait_for, procfs, student};
+use oskata_harness::{body_pid, cases, isolated, poll as wait_for, procfs, student};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use proptest::test_runner::TestCaseError;
 use rstest::rstest;
 
 /// `n` children with distinct codes and lifetimes that make them finish out of spec order.
@@ -209,16 +209,9 @@ fn leaves_a_running_child_of_the_caller_alone() {
 #[test]
 fn random_specs() {
     isolated(|| {
-        let config = Config {
-            cases: 24,
-            max_shrink_iters: 32,
-            failure_persistence: None,
-            ..Config::default()
-        };
-        let mut runner =
-            TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+        // Each case: (exit code, lifetime in ms) per child.
         let strategy = proptest::collection::vec((any::<u8>(), 0u64..15), 0..12);
-        let result = runner.run(&strategy, |raw| {
+        cases::check(24, strategy, |raw| {
             let specs: Vec<ChildSpec> = raw
                 .iter()
                 .map(|&(code, ms)| ChildSpec {
@@ -230,13 +223,5 @@ fn random_specs() {
             let got = got.map_err(|e| TestCaseError::fail(format!("reap_all failed: {e}")))?;
             verify(&specs, &got, took).map_err(TestCaseError::fail)
         });
-        match result {
-            Ok(()) => {}
-            Err(TestError::Fail(why, raw)) => panic!(
-                "{}\n(smallest failing input: (code, lifetime ms) = {raw:?})",
-                why.message()
-            ),
-            Err(e) => panic!("{e}"),
-        }
     });
 }
