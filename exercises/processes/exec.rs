@@ -1,0 +1,58 @@
+//! # fork + exec: run another program (执行程序)
+//!
+//! `fork(2)` copies the running program; it never starts a different one. Starting another
+//! program takes a second step: the child calls one of the `exec` functions, and the kernel
+//! replaces everything in that process (code, memory, stack) with the new program, loaded
+//! fresh from its file. The process stays the same one: same pid, same parent, and the same
+//! open file descriptors, except those marked close-on-exec. A shell runs every command this
+//! way: fork, exec in the child, `waitpid` in the parent.
+//!
+//! Things to get right:
+//!
+//! - **exec does not return when it works.** The new program takes over and its `main` runs;
+//!   your code in that process is gone. So any line after the exec call runs only when exec
+//!   *failed* (no such file, not executable...). That line must end the child with
+//!   `_exit(127)`, the status a shell gives "command not found": if it returned instead, the
+//!   child would go on running the caller's code as a second copy.
+//! - **argv[0] is the program's own name.** The argument vector the new program receives
+//!   starts with its name; the real arguments come after it. `execvp(file, argv)` takes the
+//!   file to run *and* the whole vector, so `argv` must be `[name, arg1, arg2, ...]`. Leave
+//!   the name out and every argument moves one place left: the program thinks its first
+//!   argument is its name.
+//! - **PATH lookup.** A name without a `/`, like `ls`, is not a path: `execvp` (the `p` is for
+//!   PATH) tries each directory of the `PATH` environment variable in turn, as a shell does.
+//!   `execv` and `execve` take the name as a path and look nowhere else.
+//! - **fds cross exec.** Every open fd stays open in the new program unless it has the
+//!   close-on-exec flag (`FD_CLOEXEC`, set by `O_CLOEXEC` at open or with `fcntl`). That is how
+//!   a shell hands a program its stdin and stdout, and why Rust's standard library opens
+//!   files close-on-exec by default: fds nobody meant to pass on are not.
+//! - **Status back.** The parent waits for that one child with `waitpid(child)` and hands back
+//!   what it says: `Exited(pid, code)` or `Signaled(pid, signal, core)`.
+//!
+//! Build the `CString`s before the fork: in the child, between fork and exec, do as little as
+//! possible (in a program with threads, only async-signal-safe calls are allowed there).
+//!
+//! Syscalls: fork(2), execve(2) (`execvp` is the libc wrapper that searches PATH), _exit(2),
+//! waitpid(2). In nix: `nix::unistd::{fork, execvp}`, `nix::sys::wait::waitpid`,
+//! `std::ffi::CString` for the C strings; `_exit` through `libc::_exit`.
+//!
+//! Read: `man 2 execve`, `man 3 exec` (the `p` variants and PATH), `man 2 fcntl` (FD_CLOEXEC).
+use nix::sys::wait::WaitStatus;
+
+/// Runs `program` with the arguments `args` in a new child process, waits for it, and
+/// returns how it ended.
+///
+/// The new program's argument vector is `[program, args...]`: its name first, as argv[0].
+/// A `program` without a `/` is looked up in the directories of `PATH`. The child inherits
+/// the caller's fds, stdin and stdout included, except those marked close-on-exec.
+///
+/// If exec fails (no such program, not executable...), the child ends at once with
+/// `_exit(127)`; it never returns from this function.
+///
+/// The parent waits for exactly that child and returns what `waitpid` said, e.g.
+/// `WaitStatus::Exited(child, 7)` for a program that exited with 7, `Exited(child, 127)`
+/// when the program could not be started. A `program` or argument containing a NUL byte
+/// is an error (`EINVAL`) and starts nothing.
+pub fn run(_program: &str, _args: &[&str]) -> nix::Result<WaitStatus> {
+    todo!()
+}

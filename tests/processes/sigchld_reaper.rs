@@ -1,0 +1,435 @@
+//! processes/sigchld_reaper: a SIGCHLD handler that reaps every exited child with a WNOHANG
+//! loop and does only async-signal-safe work; SIG_IGN makes the kernel reap.
+//!
+//! The coalescing is made certain, not hoped for: the test blocks SIGCHLD, lets all its
+//! children exit, waits until `/proc` shows every one of them as a zombie, and only then
+//! unblocks. One SIGCHLD is pending however many children exited, so the handler runs exactly
+//! once, inside the `sigprocmask` call that unblocks it. While it runs, the test watches:
+//! - allocations, through a counting global allocator armed only around that call;
+//! - output, with fds 1 and 2 pointed at a scratch file;
+//! - errno, set to a marker before the call and read after it.
+//!
+//! A handler that takes a `Mutex` without allocating cannot be caught deterministically (the
+//! signal would have to land while the interrupted code holds the lock); the usual form,
+//! a `Mutex<Vec<_>>`, allocates and is caught.
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::{
+    ForkResult, Pid, dup, dup2_stderr, dup2_stdout, fork, getpid, pipe, read, write,
+};
+use oskata::processes::sigchld_reaper::*;
+use oskata_harness::{body_pid, isolated, poll as wait_for, procfs, scratch_dir, student};
+use rstest::rstest;
+
+/// The global allocator of this test binary: the system allocator, counting calls while armed.
+struct Counting;
+
+/// True only around the `sigprocmask` call during which the handler runs.
+static ARMED: AtomicBool = AtomicBool::new(false);
+/// Allocator calls made while armed.
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+impl Counting {
+    fn note(&self) {
+        if ARMED.load(Ordering::SeqCst) {
+            ALLOCS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+// SAFETY: every method forwards to the system allocator with the caller's arguments unchanged;
+// counting touches only atomics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.note();
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        self.note();
+        // SAFETY: the caller's contract for `alloc_zeroed`, passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        self.note();
+        // SAFETY: the caller's contract for `dealloc`, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        self.note();
+        // SAFETY: the caller's contract for `realloc`, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// The errno value the test leaves in place before the handler runs.
+const ERRNO_MARK: i32 = libc::E2BIG;
+
+fn sigchld() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+fn block_sigchld() {
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigchld()), None).expect("block SIGCHLD");
+}
+
+/// Unblocks SIGCHLD: a pending one is delivered, and the handler has run, before this returns.
+fn unblock_sigchld() {
+    sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&sigchld()), None).expect("unblock SIGCHLD");
+}
+
+/// Installs the student's handler and checks in `/proc` that SIGCHLD is now caught.
+fn install() {
+    student(install_reaper).unwrap_or_else(|e| panic!("install_reaper failed: {e}"));
+    let me = getpid();
+    let status = procfs::status(me).expect("read /proc/self/status");
+    let bit = 1u64 << (libc::SIGCHLD - 1);
+    let caught = status.signal_mask("SigCgt").unwrap_or(0);
+    assert!(
+        caught & bit != 0,
+        "install_reaper did not install a handler for SIGCHLD: its bit is clear in SigCgt of /proc/{me}/status \
+         (SigCgt {caught:x}, SigIgn {:x}). Install a handler function with sigaction.",
+        status.signal_mask("SigIgn").unwrap_or(0)
+    );
+}
+
+/// Forks `n` children that exit at once, with SIGCHLD blocked; returns once `/proc` shows every
+/// one of them as a zombie. SIGCHLD stays blocked, so exactly one is pending.
+fn exit_together(n: usize) -> Vec<Pid> {
+    block_sigchld();
+    let pids: Vec<Pid> = (0..n)
+        // SAFETY: the test process is single-threaded; each child only calls _exit.
+        .map(|i| match unsafe { fork() }.expect("fork") {
+            // SAFETY: _exit ends the child at once.
+            ForkResult::Child => unsafe { libc::_exit((i % 256) as i32) },
+            ForkResult::Parent { child } => child,
+        })
+        .collect();
+    for &pid in &pids {
+        let state = wait_for::until(
+            Duration::from_secs(5),
+            &format!("child {pid} to exit"),
+            || match procfs::state(pid) {
+                Some('Z') => Some(Some('Z')),
+                None => Some(None),
+                Some(_) => None,
+            },
+        );
+        assert!(
+            state.is_some(),
+            "pid {pid} vanished while SIGCHLD was blocked, before any handler could run: something other than a \
+             handler reaped it (SIGCHLD set to SIG_IGN makes the kernel reap)."
+        );
+    }
+    pids
+}
+
+/// Pids as plain numbers, at most ten of them.
+fn pid_list(pids: &[Pid]) -> String {
+    let shown: Vec<String> = pids.iter().take(10).map(Pid::to_string).collect();
+    match pids.len() {
+        0..=10 => shown.join(", "),
+        n => format!("{} and {} more", shown.join(", "), n - 10),
+    }
+}
+
+/// Checks that every child in `pids` is gone and that the handler counted `total`.
+fn assert_all_reaped(pids: &[Pid], total: usize) {
+    let left: Vec<Pid> = pids
+        .iter()
+        .copied()
+        .filter(|&p| procfs::state(p).is_some())
+        .collect();
+    if !left.is_empty() {
+        panic!(
+            "{} of the {} children are still zombies (state Z) after the SIGCHLD handler ran: pids {}. They \
+             all exited while SIGCHLD was blocked, and standard signals do not queue: a pending signal is one bit, \
+             so {} exits left one SIGCHLD and the handler ran once. One signal means \"at least one child \
+             exited\": reap in a loop, waitpid(-1, WNOHANG) until it returns 0 or ECHILD, not one waitpid per \
+             signal.",
+            left.len(),
+            pids.len(),
+            pid_list(&left),
+            pids.len()
+        );
+    }
+    let counted = student(reaped_count);
+    assert_eq!(
+        counted, total,
+        "the handler reaped {total} children (they are gone from /proc), but reaped_count() says {counted}"
+    );
+}
+
+#[rstest]
+#[case(1)]
+#[case(8)]
+#[case(50)]
+fn reaps_children_that_exit_together(#[case] n: usize) {
+    isolated(|| {
+        install();
+        let pids = exit_together(n);
+        unblock_sigchld();
+        assert_all_reaped(&pids, n);
+    });
+}
+
+/// What the test saw while the handler ran.
+struct Watched {
+    output: String,
+    allocs: usize,
+    errno: i32,
+}
+
+/// Unblocks SIGCHLD (so the handler runs once, inside this call) with stdout and stderr
+/// pointed at a scratch file, allocations counted and errno set to [`ERRNO_MARK`].
+fn deliver_watched() -> Watched {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let path = scratch_dir().join("handler-output");
+    let sink = File::create(&path).expect("create the output file");
+    let saved_out = dup(std::io::stdout().as_fd()).expect("dup stdout");
+    let saved_err = dup(std::io::stderr().as_fd()).expect("dup stderr");
+    dup2_stdout(&sink).expect("point stdout at the file");
+    dup2_stderr(&sink).expect("point stderr at the file");
+    let set = sigchld();
+
+    ALLOCS.store(0, Ordering::SeqCst);
+    Errno::set_raw(ERRNO_MARK);
+    ARMED.store(true, Ordering::SeqCst);
+    let unblocked = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    ARMED.store(false, Ordering::SeqCst);
+    let errno = Errno::last_raw();
+    let allocs = ALLOCS.load(Ordering::SeqCst);
+
+    // Whatever the handler left in a stream's buffer goes to the file too.
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    dup2_stdout(&saved_out).expect("restore stdout");
+    dup2_stderr(&saved_err).expect("restore stderr");
+    unblocked.expect("unblock SIGCHLD");
+    Watched {
+        output: fs::read_to_string(&path).unwrap_or_default(),
+        allocs,
+        errno,
+    }
+}
+
+#[test]
+fn handler_does_only_async_signal_safe_work() {
+    isolated(|| {
+        install();
+        let pids = exit_together(50);
+        let seen = deliver_watched();
+        if !seen.output.is_empty() {
+            let shown: String = seen.output.chars().take(200).collect();
+            panic!(
+                "the SIGCHLD handler printed while it ran: {} bytes went to stdout or stderr ({shown:?}). println! \
+                 and eprintln! are not async-signal-safe: they take the stream's lock, and the handler may have \
+                 interrupted code that holds that very lock. Count in an atomic (or write(2) one byte to a pipe) \
+                 and print from the main program.",
+                seen.output.len()
+            );
+        }
+        if seen.allocs > 0 {
+            panic!(
+                "the SIGCHLD handler allocated or freed memory while it ran ({} calls to the allocator: Vec::push, \
+                 format!, Box, String...). malloc is not async-signal-safe: the handler may interrupt the program \
+                 inside malloc, holding the allocator's lock, and then deadlock or corrupt the heap. A Mutex is no \
+                 better: if the interrupted code holds it, the handler waits forever for a lock its own thread \
+                 holds. Keep the handler to waitpid and atomics.",
+                seen.allocs
+            );
+        }
+        if seen.errno != ERRNO_MARK {
+            panic!(
+                "errno was {} before SIGCHLD was delivered and {} after: the handler changed errno (waitpid sets it \
+                 to ECHILD once no child is left). Code interrupted right after a failed call would then read the \
+                 handler's errno instead of its own: save errno when the handler starts and restore it before it \
+                 returns.",
+                Errno::from_raw(ERRNO_MARK),
+                Errno::from_raw(seen.errno)
+            );
+        }
+        assert_all_reaped(&pids, 50);
+    });
+}
+
+#[test]
+fn handler_never_blocks() {
+    isolated(|| {
+        install();
+        // A child of the test that keeps running until the test closes its pipe (at most 2 s).
+        let (read_end, write_end): (OwnedFd, OwnedFd) = pipe().expect("pipe");
+        // SAFETY: the test process is single-threaded; the child only polls a pipe and exits.
+        let keeper = match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                drop(write_end);
+                let mut fds = [PollFd::new(read_end.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, 2000u16);
+                // SAFETY: _exit ends the child at once.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        drop(read_end);
+        wait_for::until(
+            Duration::from_secs(5),
+            "the running child to block in poll",
+            || (procfs::state(keeper) == Some('S')).then_some(()),
+        );
+        let pids = exit_together(5);
+        let start = Instant::now();
+        unblock_sigchld();
+        let took = start.elapsed();
+        if procfs::state(keeper).is_none() {
+            panic!(
+                "the SIGCHLD handler blocked: unblocking SIGCHLD returned only after {took:.1?}, once pid {keeper}, a \
+                 child that was still running when the signal came, had exited and the handler had reaped it. A \
+                 handler must never block (the program it interrupted stands still meanwhile): use \
+                 waitpid(-1, WNOHANG), which returns 0 at once when every child left is still running."
+            );
+        }
+        assert_all_reaped(&pids, 5);
+        // Let the last child go: the handler reaps it when it exits.
+        drop(write_end);
+        wait_for::until(
+            Duration::from_secs(5),
+            &format!("the handler to reap pid {keeper} after it exited"),
+            || procfs::state(keeper).is_none().then_some(()),
+        );
+        assert_eq!(
+            student(reaped_count),
+            6,
+            "reaped_count() after six children"
+        );
+    });
+}
+
+#[test]
+fn interrupted_read_is_restarted() {
+    isolated(|| {
+        install();
+        let me = getpid();
+        let (data_r, data_w): (OwnedFd, OwnedFd) = pipe().expect("pipe");
+        let (pid_r, pid_w): (OwnedFd, OwnedFd) = pipe().expect("pipe");
+        // The writer: learns the other child's pid, waits until that child is gone (reaped by
+        // the handler, which ran during the test's read), then sends one byte.
+        // SAFETY: the test process is single-threaded; the children only read /proc and pipes,
+        // write a pipe and exit.
+        let writer = match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                drop(pid_w);
+                let mut raw = [0u8; 4];
+                let _ = File::from(pid_r).read_exact(&mut raw);
+                let other = Pid::from_raw(i32::from_ne_bytes(raw));
+                let start = Instant::now();
+                while procfs::state(other).is_some() && start.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let _ = write(&data_w, b"!");
+                // SAFETY: _exit ends the child at once.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        // The other child: exits once the test is asleep in read(2), so SIGCHLD lands there.
+        // SAFETY: as above.
+        let exiter = match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                let start = Instant::now();
+                while procfs::state(me) != Some('S') && start.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                // SAFETY: _exit ends the child at once.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        write(&pid_w, &exiter.as_raw().to_ne_bytes()).expect("send the pid");
+        drop((pid_r, pid_w, data_w));
+        // From here to the read nothing sleeps, so the exiter sees state S only inside read.
+        let mut byte = [0u8; 1];
+        let got = read(&data_r, &mut byte);
+        if got == Err(Errno::EINTR) {
+            panic!(
+                "the test process was asleep in read(2) when SIGCHLD arrived (pid {exiter} exited), and after the \
+                 handler ran the read failed with EINTR instead of carrying on. Install the handler with \
+                 SA_RESTART, so that system calls it interrupts are restarted (signal(7), \"Interruption of system \
+                 calls\"); otherwise every blocking call in the program needs a retry loop."
+            );
+        }
+        assert_eq!(got, Ok(1), "read(2) of the writer's byte");
+        for child in [exiter, writer] {
+            wait_for::until(
+                Duration::from_secs(5),
+                &format!("the handler to reap pid {child}"),
+                || procfs::state(child).is_none().then_some(()),
+            );
+        }
+        assert_eq!(
+            student(reaped_count),
+            2,
+            "reaped_count() after two children"
+        );
+    });
+}
+
+#[test]
+fn auto_reap_leaves_no_zombies() {
+    isolated(|| {
+        student(auto_reap).unwrap_or_else(|e| panic!("auto_reap failed: {e}"));
+        let pids: Vec<Pid> = (0..50)
+            // SAFETY: the test process is single-threaded; each child only calls _exit.
+            .map(|i| match unsafe { fork() }.expect("fork") {
+                // SAFETY: _exit ends the child at once.
+                ForkResult::Child => unsafe { libc::_exit(i) },
+                ForkResult::Parent { child } => child,
+            })
+            .collect();
+        // Each child ends either gone (reaped by the kernel) or a zombie (reaped by nobody).
+        let zombies: Vec<Pid> =
+            wait_for::until(Duration::from_secs(5), "the 50 children to exit", || {
+                let states: Vec<Option<char>> = pids.iter().map(|&p| procfs::state(p)).collect();
+                states
+                    .iter()
+                    .all(|s| matches!(s, None | Some('Z')))
+                    .then(|| {
+                        pids.iter()
+                            .zip(&states)
+                            .filter(|(_, s)| s.is_some())
+                            .map(|(p, _)| *p)
+                            .collect()
+                    })
+            });
+        if !zombies.is_empty() {
+            panic!(
+                "{} of 50 children became zombies (state Z) after auto_reap(): pids {}. The kernel reaps \
+                 children by itself only when SIGCHLD is explicitly set to SIG_IGN, or its action has the \
+                 SA_NOCLDWAIT flag. SIGCHLD's default action, SIG_DFL, is also to ignore the signal, but with it \
+                 children still become zombies.",
+                zombies.len(),
+                pid_list(&zombies)
+            );
+        }
+        let me = body_pid().expect("inside isolated()");
+        assert_eq!(
+            waitpid(None, Some(WaitPidFlag::WNOHANG)),
+            Err(Errno::ECHILD),
+            "after auto_reap() the kernel reaped every child of {me} itself: waitpid(-1) should find none"
+        );
+    });
+}
