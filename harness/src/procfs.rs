@@ -32,6 +32,9 @@ pub struct Stat {
     /// Major page faults: needed I/O.
     pub majflt: u64,
     pub num_threads: i64,
+    /// The signal the parent gets when this process ends (field 38): SIGCHLD for a fork, what
+    /// `clone` was given otherwise.
+    pub exit_signal: i32,
 }
 
 impl Stat {
@@ -66,6 +69,7 @@ impl Stat {
             minflt: num(10)? as u64,
             majflt: num(12)? as u64,
             num_threads: num(20)?,
+            exit_signal: num(38)? as i32,
         })
     }
 }
@@ -179,6 +183,8 @@ pub struct Mapping {
     pub perms: String,
     pub path: String,
     pub kb: BTreeMap<String, u64>,
+    /// The `VmFlags:` line's two-letter flags (`rd`, `wr`, `sh`, `nh` for no huge pages...).
+    pub vm_flags: Vec<String>,
 }
 
 impl Mapping {
@@ -211,7 +217,12 @@ pub fn smaps(pid: Pid) -> io::Result<Vec<Mapping>> {
                 perms,
                 path,
                 kb: BTreeMap::new(),
+                vm_flags: Vec::new(),
             });
+        } else if first == "VmFlags:"
+            && let Some(last) = maps.last_mut()
+        {
+            last.vm_flags = words.map(str::to_owned).collect();
         } else if let (Some(key), Some(last)) = (first.strip_suffix(':'), maps.last_mut())
             && let Some(Ok(value)) = words.next().map(str::parse)
         {
@@ -230,28 +241,57 @@ pub fn threads(pid: Pid) -> io::Result<Vec<i32>> {
     Ok(tids)
 }
 
+/// The system call a thread is blocked in, from `/proc/<pid>/syscall` (or
+/// `/proc/<pid>/task/<tid>/syscall`): its number and its six arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Syscall {
+    pub nr: i64,
+    pub args: [u64; 6],
+}
+
+impl Syscall {
+    fn parse(text: &str) -> Option<Syscall> {
+        let mut words = text.split_whitespace();
+        let nr = words.next()?.parse().ok()?;
+        let mut args = [0u64; 6];
+        for arg in &mut args {
+            *arg = u64::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()?;
+        }
+        Some(Syscall { nr, args })
+    }
+}
+
+/// What the main thread of `pid` is blocked in, or `None` when it is running, not in a
+/// syscall, gone, or not ours to read.
+pub fn syscall(pid: Pid) -> Option<Syscall> {
+    Syscall::parse(&fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?)
+}
+
+/// What thread `tid` of process `pid` is blocked in (see [`syscall`]).
+pub fn thread_syscall(pid: Pid, tid: i32) -> Option<Syscall> {
+    Syscall::parse(&fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?)
+}
+
 /// The fd `pid` is blocked reading from, if it is asleep in a read-like call right now:
 /// read(2), readv(2), pread(2) or splice(2) (what `std::io::copy` uses from a pipe).
 ///
-/// Reads `/proc/<pid>/syscall`, which shows the syscall number and its arguments while the
-/// process is blocked in one. Lets a test wait until a child has reached its `read` (and so
-/// has done everything before it, such as closing the pipe end it does not use).
+/// Lets a test wait until a child has reached its `read` (and so has done everything before
+/// it, such as closing the pipe end it does not use).
 pub fn blocked_read_fd(pid: Pid) -> Option<i32> {
-    let text = fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
-    let mut words = text.split_whitespace();
-    let nr: i64 = words.next()?.parse().ok()?;
-    if ![
+    let call = syscall(pid)?;
+    let reads = [
         libc::SYS_read,
         libc::SYS_readv,
         libc::SYS_pread64,
         libc::SYS_preadv,
         libc::SYS_splice,
-    ]
-    .contains(&nr)
-    {
-        return None;
-    }
-    i32::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()
+    ];
+    reads.contains(&call.nr).then_some(call.args[0] as i32)
+}
+
+/// The current working directory of `pid` (`/proc/<pid>/cwd`).
+pub fn cwd(pid: Pid) -> io::Result<std::path::PathBuf> {
+    fs::read_link(format!("/proc/{pid}/cwd"))
 }
 
 /// Every process on the machine that we may read, as `stat` records.
@@ -315,7 +355,8 @@ pub fn cmdline(pid: Pid) -> String {
 mod tests {
     use super::*;
 
-    const TAIL: &str = "S 1 2 3 34816 5 4194560 100 0 7 0 0 0 0 0 20 0 1 0 123 0 0";
+    const TAIL: &str = "S 1 2 3 34816 5 4194560 100 0 7 0 0 0 0 0 20 0 1 0 123 0 0 \
+                        0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0";
 
     #[test]
     fn parses_a_plain_name() {
@@ -359,5 +400,22 @@ mod tests {
         );
         assert!(!smaps(me).unwrap().is_empty());
         assert!(threads(me).unwrap().contains(&me.as_raw()));
+        assert_eq!(cwd(me).unwrap(), std::env::current_dir().unwrap());
+        let heap = Box::new(7u8);
+        let addr = &*heap as *const u8 as u64;
+        let map = smaps(me)
+            .unwrap()
+            .into_iter()
+            .find(|m| m.contains(addr))
+            .unwrap();
+        assert!(map.vm_flags.iter().any(|f| f == "rd"), "{map:?}");
+    }
+
+    #[test]
+    fn parses_syscall_lines() {
+        let s = Syscall::parse("0 0x3 0x7ffd1000 0x1000 0x0 0x0 0x0 0x7ffd0ff8 0x7f0000001234")
+            .unwrap();
+        assert_eq!((s.nr, s.args[0], s.args[2]), (0, 3, 0x1000));
+        assert_eq!(Syscall::parse("running"), None);
     }
 }

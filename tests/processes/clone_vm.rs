@@ -1,7 +1,6 @@
 //! processes/clone_vm: with CLONE_VM the child's store lands in the caller's own memory (and
 //! kcmp says they share one address space); without it the caller's variable is untouched.
 //! Either way the child is an ordinary child process with SIGCHLD as its exit signal.
-use std::fs;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,11 +36,9 @@ struct Run {
     target_now: u64,
 }
 
-/// The exit signal of `pid`: field 38 of its stat, counted after the last `)`.
+/// The exit signal of `pid`: field 38 of its stat.
 fn exit_signal(pid: Pid) -> Option<i32> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    rest.split_whitespace().nth(38 - 3)?.parse().ok()
+    procfs::stat(pid).ok().map(|s| s.exit_signal)
 }
 
 /// Asks the kernel whether `a` and `b` share one address space (kcmp(2), KCMP_VM).

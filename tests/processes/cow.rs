@@ -1,7 +1,6 @@
 //! processes/cow: after fork the child's pages are the parent's, shared (smaps Shared_Dirty)
 //! until the child writes; each written page costs the child one minor fault and becomes its
 //! own (Private_Dirty); the parent's copy never changes.
-use std::fs;
 
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{Pid, SysconfVar, getpid, sysconf};
@@ -56,27 +55,14 @@ fn range_kb(maps: &[procfs::Mapping], addr: usize, len: usize, key: &str) -> u64
         .sum()
 }
 
-/// The perms and `VmFlags` of the mapping of `pid` that contains `addr`, from smaps (the
-/// harness's parser keeps only the kB counters).
+/// The perms and `VmFlags` of the mapping of `pid` that contains `addr`, from smaps.
 fn perms_and_vmflags(pid: Pid, addr: usize) -> (String, String) {
-    let text = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-    let mut inside = false;
-    let mut perms = String::new();
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        let first = words.next().unwrap_or_default();
-        if let Some((s, e)) = first.split_once('-')
-            && let (Ok(s), Ok(e)) = (usize::from_str_radix(s, 16), usize::from_str_radix(e, 16))
-        {
-            inside = (s..e).contains(&addr);
-            if inside {
-                perms = words.next().unwrap_or_default().to_owned();
-            }
-        } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
-            return (perms, flags.trim().to_owned());
-        }
-    }
-    (perms, String::new())
+    procfs::smaps(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|m| m.contains(addr as u64))
+        .map(|m| (m.perms, m.vm_flags.join(" ")))
+        .unwrap_or_default()
 }
 
 fn look(child: Pid, buffer: &[u8]) -> Look {

@@ -136,7 +136,7 @@ fn start() -> Seen {
         ),
     };
     let status = procfs::status(pid).expect("read the daemon's status");
-    let cwd = fs::read_link(format!("/proc/{pid}/cwd"))
+    let cwd = procfs::cwd(pid)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|e| format!("(unreadable: {e})"));
     let fds = procfs::fds(pid).expect("read the daemon's fds");

@@ -2,7 +2,7 @@
 //! (`/proc/<child>/task`), its copy of a lock another thread held is locked for good (read
 //! from `/proc/<child>/mem`), and the parent releases the lock and joins its threads. A child
 //! that waits on the lock or on a thread is caught stuck in a futex and named.
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
@@ -49,13 +49,8 @@ fn lock_addr(lock: &Mutex<()>) -> u64 {
 
 /// The futex address `pid` is blocked on, if it sits in futex(2) right now.
 fn futex_wait_addr(pid: Pid) -> Option<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
-    let mut words = text.split_whitespace();
-    let nr: i64 = words.next()?.parse().ok()?;
-    if nr != libc::SYS_futex {
-        return None;
-    }
-    u64::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()
+    let call = procfs::syscall(pid)?;
+    (call.nr == libc::SYS_futex).then_some(call.args[0])
 }
 
 /// Runs in `after_fork`: waits until the child waits on its pipe (then looks at it), or is

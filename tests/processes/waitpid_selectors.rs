@@ -262,22 +262,20 @@ enum Outcome<T> {
 /// The blocked wait of thread `tid` of this process, as (pid as waitpid means it, options).
 fn blocked_wait(tid: i32) -> Option<(i32, u64)> {
     let me = body_pid().expect("inside isolated()");
-    let text = std::fs::read_to_string(format!("/proc/{me}/task/{tid}/syscall")).ok()?;
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let nr: i64 = words.first()?.parse().ok()?;
-    let arg = |n: usize| u64::from_str_radix(words.get(n)?.trim_start_matches("0x"), 16).ok();
-    if nr == libc::SYS_wait4 {
-        Some((arg(1)? as i64 as i32, arg(3)?))
-    } else if nr == libc::SYS_waitid {
+    let call = procfs::thread_syscall(me, tid)?;
+    let arg = |n: usize| call.args[n];
+    if call.nr == libc::SYS_wait4 {
+        Some((arg(0) as i64 as i32, arg(2)))
+    } else if call.nr == libc::SYS_waitid {
         // waitid(idtype, id, infop, options): P_ALL, P_PID or P_PGID (0 = own group).
-        let id = arg(2)? as i64 as i32;
-        let pid = match arg(1)? as u32 {
+        let id = arg(1) as i64 as i32;
+        let pid = match arg(0) as u32 {
             libc::P_ALL => -1,
             libc::P_PID => id,
             _ if id == 0 => 0,
             _ => -id,
         };
-        Some((pid, arg(4)?))
+        Some((pid, arg(3)))
     } else {
         None
     }
