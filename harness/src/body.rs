@@ -22,6 +22,7 @@ use nix::unistd::{Gid, Pid, Uid, getpid, setsid};
 
 use crate::cgroup::{self, PidsCgroup};
 use crate::evidence;
+use crate::guard;
 use crate::isolate::Isolation;
 use crate::procfs;
 use crate::report::frame;
@@ -156,6 +157,8 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
 
     let namespaces = opts.namespaces && std::env::var_os("OSKATA_NO_NAMESPACES").is_none();
     let notes = prepare(setup.cgroup, namespaces);
+    // Relative paths the code under test writes land in the scratch directory, removed after.
+    let _ = std::env::set_current_dir(&setup.scratch);
     if opts.terminal
         && let Err(e) = acquire_terminal()
     {
@@ -265,6 +268,11 @@ fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> Vec<String> {
         )
     };
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    if let Err(e) = guard::refuse_kill_all() {
+        notes.push(format!(
+            "kill(-1, ...) is not blocked in this test ({e}): it would signal every process you own"
+        ));
+    }
 
     let capped = match cgroup {
         Some(cg) => cg.join().is_ok(),

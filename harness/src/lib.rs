@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! cargo test (P) ── re-exec ──> supervisor (C) ── fork ──> body (B) ── student's children...
-//!   waits for the report          deadline, output,         subreaper, own process group,
+//!   waits for the report          deadline, output,         subreaper, own session,
 //!                                 kill + reap the tree      IPC namespace, pids cap, leak check
 //! ```
 //!
@@ -36,6 +36,7 @@ mod body;
 pub mod cases;
 mod cgroup;
 pub mod evidence;
+mod guard;
 mod isolate;
 pub mod poll;
 pub mod procfs;

@@ -329,3 +329,24 @@ fn without_asking_there_is_no_terminal() {
         assert_eq!((me.session, me.tty_nr), (me.pid, 0));
     });
 }
+
+#[test]
+fn kill_minus_one_is_refused_and_other_kills_work() {
+    isolated(|| {
+        assert_eq!(
+            nix::sys::signal::kill(Pid::from_raw(-1), None),
+            Err(nix::errno::Errno::EPERM)
+        );
+        assert_eq!(nix::sys::signal::kill(getpid(), None), Ok(()));
+        let me = procfs::stat(getpid()).unwrap();
+        assert_eq!(
+            nix::sys::signal::kill(Pid::from_raw(-me.pgrp), None),
+            Ok(())
+        );
+    });
+}
+
+#[test]
+fn the_body_works_in_its_scratch_dir() {
+    isolated(|| assert_eq!(std::env::current_dir().unwrap(), scratch_dir()));
+}

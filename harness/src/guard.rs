@@ -1,0 +1,67 @@
+//! A seccomp filter (seccomp(2)) that refuses `kill(-1, sig)` in the test's processes.
+//!
+//! `kill(-1, sig)` sends `sig` to every process the caller may signal: for root the whole
+//! machine, for a student their whole desktop session. A mix-up between `-pgid` and `-1` in a
+//! process-group exercise must fail one test, not end the grader and everything else, so the
+//! body process installs this filter before the test starts; its children and the programs
+//! they exec inherit it. Every other system call, and `kill` with any other pid, is untouched.
+//! `PR_SET_NO_NEW_PRIVS`, which an unprivileged filter requires, only stops set-uid programs
+//! from gaining privileges, which no test needs.
+
+/// Installs the filter; `Err` where the kernel or architecture does not allow it.
+pub fn refuse_kill_all() -> std::io::Result<()> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "filter written for x86_64",
+        ));
+    }
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    // Offsets into struct seccomp_data: nr at 0, arch at 4, args[0] at 16 (low word first).
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    let mut program = [
+        stmt(load, 4),
+        jump(jeq, AUDIT_ARCH_X86_64, 0, 5),
+        stmt(load, 0),
+        jump(jeq, libc::SYS_kill as u32, 0, 3),
+        stmt(load, 16),
+        jump(jeq, u32::MAX, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: prctl with plain integer arguments, then a pointer to a filter that outlives the call.
+    let rc = unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 {
+            -1
+        } else {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            )
+        }
+    };
+    if rc == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
