@@ -18,6 +18,8 @@ thread_local! {
 pub(crate) const CHILD_ENV: &str = "OSKATA_ISOLATED_TEST";
 /// How long the parent waits past the test's own deadline for the supervisor to report.
 const GRACE: Duration = Duration::from_secs(20);
+/// The variable that stretches (or shrinks) every deadline by a factor.
+pub const SCALE_ENV: &str = "OSKATA_DEADLINE_SCALE";
 /// The default deadline of a test body.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -70,6 +72,16 @@ impl Isolation {
     pub fn controlling_terminal(mut self) -> Self {
         self.terminal = true;
         self
+    }
+
+    /// The deadline actually applied: the test's own, times `OSKATA_DEADLINE_SCALE` when that
+    /// variable is set (for a slow machine, or a run under valgrind). A value that is not a
+    /// positive number fails the test with a message saying so.
+    pub fn limit(&self) -> Duration {
+        match deadline_scale(std::env::var(SCALE_ENV).ok().as_deref()) {
+            Ok(scale) => self.deadline.mul_f64(scale),
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// Do not enter a private IPC namespace: behave as on a machine that forbids them, where
@@ -167,7 +179,7 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
         buf
     });
 
-    let limit = opts.deadline + GRACE;
+    let limit = opts.limit() + GRACE;
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for the supervisor") {
@@ -210,6 +222,17 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
     }
 }
 
+/// The factor [`SCALE_ENV`] asks for: 1 when unset.
+fn deadline_scale(text: Option<&str>) -> Result<f64, String> {
+    let Some(text) = text else { return Ok(1.0) };
+    match text.trim().parse::<f64>() {
+        Ok(scale) if scale.is_finite() && scale > 0.0 => Ok(scale),
+        _ => Err(format!(
+            "{SCALE_ENV} must be a positive number such as 2 or 0.5, not {text:?}"
+        )),
+    }
+}
+
 /// The marker before the supervisor's framed report on its stdout.
 pub(crate) const REPORT_MARK: &str = "\n@@oskata-report@@\n";
 
@@ -228,6 +251,19 @@ fn find_report(out: &[u8]) -> Option<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deadline_scale_is_read_strictly() {
+        assert_eq!(deadline_scale(None), Ok(1.0));
+        assert_eq!(deadline_scale(Some(" 2.5 ")), Ok(2.5));
+        for bad in ["0", "-1", "NaN", "inf", "two", ""] {
+            let e = deadline_scale(Some(bad)).unwrap_err();
+            assert!(
+                e.contains("OSKATA_DEADLINE_SCALE must be a positive number"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn a_re_exec_that_runs_no_test_fails_loudly() {

@@ -162,11 +162,12 @@ fn supervise(opts: &Isolation, child: Pid, res_r: OwnedFd, out_r: OwnedFd) -> Re
     }
     let pidfd = pidfd_open(child);
     let start = Instant::now();
+    let limit = opts.limit();
     let mut results = Vec::new();
     let mut output = Captured::default();
     let (mut res_open, mut out_open) = (true, true);
     let ending = loop {
-        let left = opts.deadline.saturating_sub(start.elapsed());
+        let left = limit.saturating_sub(start.elapsed());
         if left.is_zero() {
             let procs = procfs::descendants(Pid::this());
             break Ending::Deadline(evidence::describe(&procs));
@@ -238,7 +239,7 @@ fn verdict(
         Ending::Deadline(evidence) => {
             let mut m = format!(
                 "the test did not finish within its deadline of {:?}. What was still running:\n{evidence}",
-                opts.deadline
+                opts.limit()
             );
             if !strays.is_empty() {
                 m = format!("{stray_text}\n{m}");
