@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use indicatif::ProgressBar;
 use serde::Deserialize;
 
 use crate::manifest::Manifest;
@@ -14,6 +16,8 @@ use crate::ui::Ui;
 
 /// How much compiler output is kept for one exercise.
 const KEEP_MESSAGES: usize = 4096;
+/// How often a running cargo is checked for exit and interruption.
+const CARGO_TICK: Duration = Duration::from_millis(20);
 
 /// One build of the kit.
 #[derive(Debug, Clone)]
@@ -158,48 +162,73 @@ impl Build<'_> {
             let _ = stderr.read_to_string(&mut s);
             s
         });
-        let mut attempt = Attempt::default();
-        for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
-            let line = line.context("cannot read cargo's output")?;
-            let Ok(record) = serde_json::from_str::<Record>(&line) else {
-                continue;
-            };
-            match record.reason.as_str() {
-                "compiler-artifact" => {
-                    if let Some(target) = &record.target {
-                        spinner
-                            .set_message(format!("building the tests{what} ... {}", target.name));
-                        if let (true, Some(exe)) =
-                            (target.kind.iter().any(|k| k == "test"), record.executable)
-                        {
-                            attempt.binaries.push((target.name.clone(), exe));
-                        }
-                    }
-                }
-                "compiler-message" => {
-                    if let Some(m) = record.message
-                        && m.level.starts_with("error")
-                        && !m.spans.is_empty()
-                    {
-                        // The library is built twice (as a dependency and as a test): say it once.
-                        let rendered = m.rendered.clone().unwrap_or_default();
-                        if !attempt.errors.iter().any(|(_, r)| *r == rendered) {
-                            attempt.errors.push((m, rendered));
-                        }
-                    }
-                }
-                _ => {}
+        let stdout = child.stdout.take().expect("piped stdout");
+        let out_reader = {
+            let spinner = spinner.clone();
+            std::thread::spawn(move || read_records(stdout, &spinner, &what))
+        };
+        // Wait here rather than in a read, so that Ctrl-C stops cargo even when the signal
+        // was sent to the grader alone; what cargo started is then re-parented and swept.
+        let status = loop {
+            if let Some(status) = child.try_wait().context("cannot wait for cargo")? {
+                break Some(status);
             }
-        }
-        let status = child.wait().context("cannot wait for cargo")?;
+            if signals::interrupted() {
+                let _ = child.kill();
+                let _ = child.wait();
+                crate::reaper::sweep();
+                break None;
+            }
+            std::thread::sleep(CARGO_TICK);
+        };
+        let mut attempt = out_reader
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("cannot read cargo's output")))?;
         attempt.stderr = err_reader.join().unwrap_or_default();
         spinner.finish_and_clear();
-        if signals::interrupted() {
+        let Some(status) = status.filter(|_| !signals::interrupted()) else {
             bail!("interrupted");
-        }
+        };
         attempt.success = status.success();
         Ok(attempt)
     }
+}
+
+/// Reads cargo's JSON messages: the test executables and the compiler's errors.
+fn read_records(stdout: impl Read, spinner: &ProgressBar, what: &str) -> Result<Attempt> {
+    let mut attempt = Attempt::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("cannot read cargo's output")?;
+        let Ok(record) = serde_json::from_str::<Record>(&line) else {
+            continue;
+        };
+        match record.reason.as_str() {
+            "compiler-artifact" => {
+                if let Some(target) = &record.target {
+                    spinner.set_message(format!("building the tests{what} ... {}", target.name));
+                    if let (true, Some(exe)) =
+                        (target.kind.iter().any(|k| k == "test"), record.executable)
+                    {
+                        attempt.binaries.push((target.name.clone(), exe));
+                    }
+                }
+            }
+            "compiler-message" => {
+                if let Some(m) = record.message
+                    && m.level.starts_with("error")
+                    && !m.spans.is_empty()
+                {
+                    // The library is built twice (as a dependency and as a test): say it once.
+                    let rendered = m.rendered.clone().unwrap_or_default();
+                    if !attempt.errors.iter().any(|(_, r)| *r == rendered) {
+                        attempt.errors.push((m, rendered));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(attempt)
 }
 
 /// What one `cargo test --no-run` produced.

@@ -28,6 +28,9 @@ pub struct Cli {
     /// The grader's own deadline for one test, in seconds (a backstop for endless loops).
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    /// Keep running: grade again each time a selected exercise's files or manifest.toml change.
+    #[arg(long, conflicts_with_all = ["json", "mistakes"])]
+    pub watch: bool,
     /// The kit's root (the folder with Cargo.toml and manifest.toml); default: found from here.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,

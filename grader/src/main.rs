@@ -1,8 +1,12 @@
 //! `cargo grade`: builds the oskata tests, runs each one with a deadline in its own process
 //! group, and reports each exercise's status, the score and what to do next.
 //!
+//! With `--watch` it then grades again each time a selected exercise's files change, until
+//! Ctrl-C.
+//!
 //! Exit status: 0 when every selected exercise is done (with `--mistakes`: every mistake is
-//! caught), 1 when not, 2 on bad input or when the kit cannot be built, 130 when interrupted.
+//! caught), 1 when not, 2 on bad input or when the kit cannot be built, 130 when interrupted
+//! (the only way `--watch` ends).
 mod build;
 mod classify;
 mod cli;
@@ -16,7 +20,9 @@ mod report;
 mod run;
 mod signals;
 mod ui;
+mod watch;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -24,9 +30,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use crate::build::Build;
+use crate::build::{Build, Built};
 use crate::cli::Cli;
 use crate::grade::{ExerciseResult, Grade, TestResult};
+use crate::list::Plan;
 use crate::manifest::{Exercise, Manifest};
 use crate::run::{Job, Runner};
 use crate::ui::Ui;
@@ -55,8 +62,6 @@ fn main() -> ExitCode {
 fn grade(cli: &Cli) -> Result<bool> {
     reaper::become_subreaper().context("cannot become a child subreaper (prctl)")?;
     let root = find_root(cli.root.as_deref())?;
-    let manifest = Manifest::load(&root)?;
-    let selected = select(&manifest, &cli.exercises, &cli.chapters)?;
     let ui = Ui::detect();
     let jobs = match cli.jobs {
         Some(n) => usize::from(n),
@@ -67,22 +72,60 @@ fn grade(cli: &Cli) -> Result<bool> {
         timeout: Duration::from_secs(cli.timeout),
         jobs,
     };
+    if cli.watch {
+        // Loads the manifest itself, each time it changes.
+        return watch::run(cli, &root, &runner, &ui).map(|never| match never {});
+    }
+    let manifest = Manifest::load(&root)?;
+    let selected = select(&manifest, &cli.exercises, &cli.chapters)?;
     if cli.mistakes {
         return prove_mistakes(cli, &root, &manifest, &selected, &runner, &ui);
     }
 
+    let (built, plan) = build(&root, &manifest, cli.solutions, &ui)?;
+    let ids: Vec<&str> = selected.iter().map(|e| e.id.as_str()).collect();
+    let mut tests = run_tests(&plan, &ids, &runner, &ui)?;
+    let results = selected
+        .into_iter()
+        .map(|e| {
+            let broken = built.broken.get(&e.id).cloned();
+            ExerciseResult::new(e, broken, tests.remove(&e.id).unwrap_or_default())
+        })
+        .collect();
+    let grade = Grade { exercises: results };
+    if cli.json {
+        json::print(&json::GradeDoc::new(&grade, cli.solutions));
+    } else {
+        print!("{}", report::render(&manifest, &grade, &ui));
+    }
+    Ok(grade.all_done())
+}
+
+/// Builds the kit (leaving out the exercises that do not compile) and lists each one's tests.
+fn build(root: &Path, manifest: &Manifest, solutions: bool, ui: &Ui) -> Result<(Built, Plan)> {
     let build = Build {
-        root: &root,
-        manifest: &manifest,
-        solutions: cli.solutions,
+        root,
+        manifest,
+        solutions,
         swap: None,
         target_dir: None,
     };
-    let built = build.run(&ui)?;
-    let plan = list::plan(&manifest, &root, &built)?;
+    let built = build.run(ui)?;
+    let plan = list::plan(manifest, root, &built)?;
+    Ok((built, plan))
+}
+
+/// Runs the tests of the exercises `ids` with a progress bar; their results by exercise id
+/// (an exercise with no tests in `plan`, because it did not compile, has none).
+fn run_tests(
+    plan: &Plan,
+    ids: &[&str],
+    runner: &Runner,
+    ui: &Ui,
+) -> Result<BTreeMap<String, Vec<TestResult>>> {
     let mut jobs = Vec::new();
-    for e in &selected {
-        if let Some((exe, names)) = plan.tests.get(&e.id) {
+    for id in ids {
+        if let Some((exe, names)) = plan.tests.get(*id) {
             jobs.extend(names.iter().map(|name| Job {
                 exe: exe.clone(),
                 name: name.clone(),
@@ -102,12 +145,11 @@ fn grade(cli: &Cli) -> Result<bool> {
     if signals::interrupted() {
         bail!("interrupted");
     }
-
-    let mut results = Vec::new();
-    for e in selected {
+    let mut results = BTreeMap::new();
+    for id in ids {
         let names = plan
             .tests
-            .get(&e.id)
+            .get(*id)
             .map(|(_, names)| names.as_slice())
             .unwrap_or_default();
         let tests = names
@@ -119,19 +161,9 @@ fn grade(cli: &Cli) -> Result<bool> {
                 message: o.message,
             })
             .collect();
-        results.push(ExerciseResult::new(
-            e,
-            built.broken.get(&e.id).cloned(),
-            tests,
-        ));
+        results.insert((*id).to_owned(), tests);
     }
-    let grade = Grade { exercises: results };
-    if cli.json {
-        json::print(&json::GradeDoc::new(&grade, cli.solutions));
-    } else {
-        print!("{}", report::render(&manifest, &grade, &ui));
-    }
-    Ok(grade.all_done())
+    Ok(results)
 }
 
 fn prove_mistakes(

@@ -145,3 +145,12 @@ fn a_root_without_a_manifest_is_refused() {
     let err = kit.fails(&[]);
     assert!(err.contains("manifest.toml"), "{err}");
 }
+
+#[test]
+fn watch_refuses_json_and_mistakes() {
+    let kit = Kit::new("watch", &format!("{CHAPTER}\n{EXERCISE}"), FILES);
+    for other in ["--json", "--mistakes"] {
+        let err = kit.fails(&["--watch", other]);
+        assert!(err.contains("--watch") && err.contains(other), "{err}");
+    }
+}
