@@ -81,13 +81,6 @@ pub fn fd_tables(procs: &[Stat]) -> String {
     out
 }
 
-/// Why each process blocked in `read` on a pipe will never see EOF, one sentence each.
-pub fn blocked_pipe_readers(procs: &[Stat]) -> Vec<String> {
-    let tables = read_fds(procs);
-    let pipes = pipe_ends(&tables);
-    stuck_readers(procs, &tables, &pipes)
-}
-
 type Holders = Vec<(i32, i32)>;
 
 /// Each live process's fds, less the harness's own pipes and the directory the reading
