@@ -19,9 +19,14 @@ for line in sys.stdin:
 ' | while read -r exe; do cp "$exe" "$dir/"; done
 chmod 755 "$dir"/*
 ls "$dir"
+tmp="$dir/tmp"
+mkdir -m 1777 "$tmp"
 status=0
 for exe in "$dir"/*; do
+    [ -f "$exe" ] || continue
     echo "--- $(basename "$exe") as nobody"
-    (cd "$dir" && setpriv --reuid=65534 --regid=65534 --clear-groups env -i PATH=/usr/bin:/bin HOME="$dir" TMPDIR=/tmp "$exe" --test-threads=2) || status=1
+    (cd "$dir" && setpriv --reuid=65534 --regid=65534 --clear-groups env -i PATH=/usr/bin:/bin HOME="$dir" TMPDIR="$tmp" "$exe" --test-threads=2) || status=1
 done
+left=$(find "$tmp" -mindepth 1 -maxdepth 1)
+[ -z "$left" ] || { echo "left in the tests' TMPDIR:"; echo "$left"; status=1; }
 exit $status

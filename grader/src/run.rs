@@ -83,9 +83,13 @@ impl Runner {
     }
 
     fn execute(&self, exe: &Path, name: &str) -> std::io::Result<(String, String, Ending)> {
+        // The test's TMPDIR: what it leaves there (a scratch directory of a supervisor that the
+        // deadline killed, say) is removed with the directory once the test is over.
+        let tmp = TestTmp::create()?;
         let mut cmd = Command::new(exe);
         cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
             .current_dir(&self.root)
+            .env("TMPDIR", tmp.path())
             .env("OSKATA_GRADER", "1")
             .env("CARGO_MANIFEST_DIR", &self.root)
             .env("RUST_BACKTRACE", "0")
@@ -108,6 +112,7 @@ impl Runner {
         let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
         reaper::finished(pid);
         reaper::sweep();
+        drop(tmp);
         result
     }
 
@@ -159,6 +164,29 @@ impl Runner {
         drain(&mut stdout, &mut out);
         drain(&mut stderr, &mut err);
         Ok((out.text(), err.text(), ending))
+    }
+}
+
+/// A temporary directory for one test, removed with its contents when dropped.
+struct TestTmp(PathBuf);
+
+impl TestTmp {
+    fn create() -> std::io::Result<TestTmp> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("oskata-grade-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(TestTmp(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -249,7 +277,8 @@ mod tests {
         // A daemon in its own session outlives the "test": the grader kills it.
         let exe = script(
             "leak",
-            "setsid sleep 1000 &\necho \"daemon $!\"\necho 'test result: ok. 1 passed;'",
+            "setsid sleep 1000 &\necho \"daemon $!\"\nmkdir \"$TMPDIR/oskata-1\"\necho \"tmp $TMPDIR\"\n\
+             echo 'test result: ok. 1 passed;'",
         );
         let (out, _, ending) = runner.execute(&exe, "t").unwrap();
         assert_eq!(ending, Ending::Exited(0));
@@ -260,6 +289,10 @@ mod tests {
             .parse()
             .unwrap();
         assert!(!alive(pid), "the daemon {pid} survived");
+        // What the test left in its own TMPDIR went with it.
+        let tmp = out.lines().find_map(|l| l.strip_prefix("tmp ")).unwrap();
+        assert_ne!(Path::new(tmp), std::env::temp_dir());
+        assert!(!Path::new(tmp).exists(), "{tmp} was left behind");
         std::fs::remove_file(exe).unwrap();
 
         // An endless test is stopped at the deadline, with what it printed.

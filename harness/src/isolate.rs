@@ -16,6 +16,9 @@ thread_local! {
 
 /// The variable that tells a re-executed test binary which test to supervise.
 pub(crate) const CHILD_ENV: &str = "OSKATA_ISOLATED_TEST";
+/// The variable that tells the supervisor which process to watch: when the test process that
+/// started it dies, the supervisor cleans up and leaves.
+pub(crate) const PARENT_ENV: &str = "OSKATA_ISOLATED_PARENT";
 /// How long the parent waits past the test's own deadline for the supervisor to report.
 const GRACE: Duration = Duration::from_secs(20);
 /// The variable that stretches (or shrinks) every deadline by a factor.
@@ -148,20 +151,11 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
         "--include-ignored",
     ])
     .env(CHILD_ENV, name)
+    .env(PARENT_ENV, std::process::id().to_string())
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .process_group(0);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            // If this test thread dies, the supervisor dies too (and then its whole tree).
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let mut child = cmd
         .spawn()
         .expect("oskata-harness: cannot re-execute the test binary");
@@ -186,13 +180,14 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
             break Some(status);
         }
         if start.elapsed() > limit {
-            // SAFETY: plain kill(2) of the supervisor's own process group.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            supervisor::kill_from_outside(nix::unistd::Pid::from_raw(pid));
             let _ = child.wait();
             break None;
         }
         thread::sleep(Duration::from_millis(5));
     };
+    // The supervisor removes its scratch directory itself, unless something killed it.
+    let _ = std::fs::remove_dir_all(supervisor::scratch_path(pid as u32));
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
     let Some(status) = status else {

@@ -1,12 +1,14 @@
 //! The supervisor (C): runs in the re-executed test binary, forks the body process (B), and
 //! watches it with a deadline. Whatever happens it then kills and reaps every descendant,
 //! removes the scratch directory and the cgroup, and prints one framed report for the parent.
+//! If the test process that started it dies first, it cleans up the same way and leaves.
 //!
 //! C is a child subreaper (prctl(2) `PR_SET_CHILD_SUBREAPER`): a process that loses its parent
 //! anywhere below C is re-parented to C rather than to init, so a daemon that double-forked
 //! and called setsid(2) is still found, killed and reaped here.
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -14,12 +16,12 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, pipe2, read};
+use nix::unistd::{ForkResult, Pid, fork, getppid, pipe2, read};
 
 use crate::body::{self, Setup};
 use crate::cgroup::PidsCgroup;
 use crate::evidence;
-use crate::isolate::{Isolation, REPORT_MARK};
+use crate::isolate::{Isolation, PARENT_ENV, REPORT_MARK};
 use crate::procfs;
 use crate::report::{self, Report, Verdict};
 
@@ -30,10 +32,19 @@ const KEEP_TAIL: usize = 16 * 1024;
 
 pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
     let me = Pid::this();
+    let parent = Parent::watch();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         finish(fatal(format!("cannot become a child subreaper: {e}")));
     }
-    let scratch = std::env::temp_dir().join(format!("oskata-{me}"));
+    let (res_r, res_w) = match pipe2(OFlag::O_CLOEXEC) {
+        Ok(pipe) => pipe,
+        Err(e) => finish(fatal(format!("pipe2 failed: {e}"))),
+    };
+    let (out_r, out_w) = match pipe2(OFlag::O_CLOEXEC) {
+        Ok(pipe) => pipe,
+        Err(e) => finish(fatal(format!("pipe2 failed: {e}"))),
+    };
+    let scratch = scratch_path(me.as_raw() as u32);
     if let Err(e) = std::fs::create_dir_all(&scratch) {
         finish(fatal(format!(
             "cannot create the scratch directory {}: {e}",
@@ -41,8 +52,6 @@ pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
         )));
     }
     let cgroup = PidsCgroup::create().ok();
-    let (res_r, res_w) = pipe2(OFlag::O_CLOEXEC).expect("pipe2");
-    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).expect("pipe2");
     let _ = std::io::stdout().flush();
 
     // SAFETY: the body process only runs the harness's own setup and then the test body; the
@@ -66,16 +75,60 @@ pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
         Ok(ForkResult::Parent { child }) => {
             drop(res_w);
             drop(out_w);
-            let report = supervise(opts, child, res_r, out_r);
+            let report = supervise(opts, child, res_r, out_r, &parent);
             kill_tree(me);
             let _ = std::fs::remove_dir_all(&scratch);
             drop(cgroup);
-            finish(report)
+            match report {
+                Some(report) => finish(report),
+                // Nobody is left to read a report.
+                None => std::process::exit(1),
+            }
         }
-        Err(e) => finish(fatal(format!("fork failed: {e}"))),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            drop(cgroup);
+            finish(fatal(format!("fork failed: {e}")))
+        }
     }
 }
 
+/// The scratch directory of the supervisor with this pid: `$TMPDIR/oskata-<pid>`. The parent
+/// test process removes it too once the supervisor is gone, in case the supervisor was killed.
+pub(crate) fn scratch_path(supervisor: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("oskata-{supervisor}"))
+}
+
+/// The test process (P) that started this supervisor. If P dies (Ctrl-C in `cargo test`, or a
+/// test runner's own timeout), the supervisor notices, kills the body's whole tree, removes the
+/// scratch directory and leaves. A parent-death signal would kill the supervisor at once and
+/// orphan the tree instead, so the supervisor watches P through a pidfd (pidfd_open(2)), or by
+/// asking getppid(2) now and then where pidfds are missing.
+struct Parent {
+    pid: Option<Pid>,
+    pidfd: Option<OwnedFd>,
+}
+
+impl Parent {
+    fn watch() -> Parent {
+        let pid = std::env::var(PARENT_ENV)
+            .ok()
+            .and_then(|p| p.parse::<i32>().ok())
+            .map(Pid::from_raw);
+        let pidfd = pid.and_then(pidfd_open);
+        let parent = Parent { pid, pidfd };
+        // Checked after pidfd_open, so the pidfd cannot name a newer process with a reused pid.
+        if parent.gone() {
+            std::process::exit(1);
+        }
+        parent
+    }
+
+    /// Whether the test process has died (this process was re-parented).
+    fn gone(&self) -> bool {
+        self.pid.is_some_and(|pid| getppid() != pid)
+    }
+}
 /// Prints the framed report for the parent and leaves this re-executed test binary.
 fn finish(report: Report) -> ! {
     let mut out = REPORT_MARK.as_bytes().to_vec();
@@ -156,7 +209,15 @@ enum Ending {
     Deadline(String),
 }
 
-fn supervise(opts: &Isolation, child: Pid, res_r: OwnedFd, out_r: OwnedFd) -> Report {
+/// Watches the body until it exits or its deadline passes, and returns the report; `None` when
+/// the test process that wanted the report has died.
+fn supervise(
+    opts: &Isolation,
+    child: Pid,
+    res_r: OwnedFd,
+    out_r: OwnedFd,
+    parent: &Parent,
+) -> Option<Report> {
     for fd in [&res_r, &out_r] {
         let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
     }
@@ -182,8 +243,11 @@ fn supervise(opts: &Isolation, child: Pid, res_r: OwnedFd, out_r: OwnedFd) -> Re
         if let Some(p) = &pidfd {
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
         }
-        // Without a pidfd, wake up now and then to ask waitpid.
-        let tick = if pidfd.is_some() {
+        if let Some(p) = &parent.pidfd {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+        }
+        // Without pidfds, wake up now and then to ask waitpid and getppid.
+        let tick = if pidfd.is_some() && (parent.pid.is_none() || parent.pidfd.is_some()) {
             left
         } else {
             left.min(Duration::from_millis(10))
@@ -192,6 +256,10 @@ fn supervise(opts: &Isolation, child: Pid, res_r: OwnedFd, out_r: OwnedFd) -> Re
             &mut fds,
             PollTimeout::try_from(tick.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX),
         );
+        drop(fds);
+        if parent.gone() {
+            return None;
+        }
         if res_open {
             res_open = drain(res_r.as_fd(), &mut |b| results.extend_from_slice(b));
         }
@@ -207,7 +275,12 @@ fn supervise(opts: &Isolation, child: Pid, res_r: OwnedFd, out_r: OwnedFd) -> Re
     // Collect what is still in the pipes (a daemon may hold them open: never wait for EOF).
     drain(res_r.as_fd(), &mut |b| results.extend_from_slice(b));
     drain(out_r.as_fd(), &mut |b| output.push(b));
-    verdict(opts, ending, &report::records(&results), output.text())
+    Some(verdict(
+        opts,
+        ending,
+        &report::records(&results),
+        output.text(),
+    ))
 }
 
 fn verdict(
@@ -285,6 +358,32 @@ fn verdict(
         message: with_notes(message),
         output,
     }
+}
+
+/// Kills a supervisor that gave no report, and everything under it, from outside: stops it
+/// first (it is the subreaper, so orphans below it stay below it), then stops and kills its
+/// descendants, then kills it. Its parent reaps it; the init process or the next subreaper up
+/// reaps the rest.
+pub(crate) fn kill_from_outside(supervisor: Pid) {
+    let _ = kill(supervisor, Signal::SIGSTOP);
+    let start = Instant::now();
+    loop {
+        let alive: Vec<_> = procfs::descendants(supervisor)
+            .into_iter()
+            .filter(|p| p.state != 'Z')
+            .collect();
+        if alive.is_empty() || start.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        for p in &alive {
+            let _ = kill(Pid::from_raw(p.pid), Signal::SIGSTOP);
+        }
+        for p in &alive {
+            let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = kill(supervisor, Signal::SIGKILL);
 }
 
 /// Kills and reaps every descendant of this process (which is their subreaper), repeating

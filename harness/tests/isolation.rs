@@ -350,3 +350,83 @@ fn kill_minus_one_is_refused_and_other_kills_work() {
 fn the_body_works_in_its_scratch_dir() {
     isolated(|| assert_eq!(std::env::current_dir().unwrap(), scratch_dir()));
 }
+
+/// Where the helper below writes what the outer test needs to know.
+const PIDFILE_ENV: &str = "OSKATA_TEST_PIDFILE";
+
+/// Not a test on its own: the body that `killing_the_test_process_cleans_up_after_it` runs
+/// in a test process of its own and then kills. It leaves a sleeping child and says who is who.
+#[test]
+#[ignore = "run by killing_the_test_process_cleans_up_after_it"]
+fn helper_a_body_that_waits_to_be_abandoned() {
+    let Ok(pidfile) = std::env::var(PIDFILE_ENV) else {
+        return;
+    };
+    Isolation::new().deadline(Duration::from_secs(60)).run(|| {
+        // SAFETY: the body process is single-threaded.
+        let child = match unsafe { fork() }.unwrap() {
+            ForkResult::Child => loop {
+                nix::unistd::pause();
+            },
+            ForkResult::Parent { child } => child,
+        };
+        let line = format!(
+            "supervisor={} child={child} scratch={}\n",
+            nix::unistd::getppid(),
+            scratch_dir().display()
+        );
+        std::fs::write(format!("{pidfile}.tmp"), line).unwrap();
+        std::fs::rename(format!("{pidfile}.tmp"), &pidfile).unwrap();
+        loop {
+            nix::unistd::pause();
+        }
+    });
+}
+
+/// Ctrl-C in `cargo test`, or a test runner's own timeout, kills the test process while its
+/// supervisor runs. The supervisor must notice, kill the body's whole tree and remove its
+/// scratch directory, not die at once and orphan them.
+#[test]
+fn killing_the_test_process_cleans_up_after_it() {
+    isolated(|| {
+        let pidfile = scratch_dir().join("pids");
+        let mut test_process = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "helper_a_body_that_waits_to_be_abandoned",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(PIDFILE_ENV, &pidfile)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let line = poll::until(Duration::from_secs(20), "the helper's pid file", || {
+            std::fs::read_to_string(&pidfile).ok()
+        });
+        let field = |key: &str| -> String {
+            let at = line.find(&format!("{key}=")).unwrap() + key.len() + 1;
+            line[at..].split_whitespace().next().unwrap().to_owned()
+        };
+        let supervisor = Pid::from_raw(field("supervisor").parse().unwrap());
+        let child: i64 = field("child").parse().unwrap();
+        let scratch = field("scratch");
+        assert!(Path::new(&scratch).exists());
+
+        test_process.kill().unwrap();
+        test_process.wait().unwrap();
+        // The supervisor is re-parented to this body (a subreaper) when its parent dies.
+        poll::until(
+            Duration::from_secs(10),
+            "the abandoned supervisor to exit",
+            || {
+                procfs::stat(supervisor)
+                    .map_or(true, |s| s.state == 'Z')
+                    .then_some(())
+            },
+        );
+        let _ = waitpid(supervisor, None);
+        assert_gone(child);
+        assert!(!Path::new(&scratch).exists(), "{scratch} was left behind");
+    });
+}
