@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Grades a copy of the kit in which one exercise loops forever and another does not compile.
-# The grader must report the loop as timed out, the broken file as not compiling (with the
-# compiler's message) and still grade the rest; afterwards no process, System V IPC object or
-# scratch directory of the run may be left on the machine. The grader runs with a TMPDIR of
-# its own, which must be empty afterwards.
+# Grades a copy of the kit in which one exercise loops forever, another does not compile, and a
+# third is the reference solution plus three leaks: a System V semaphore set, a setsid daemon
+# and a zombie. The grader must report the loop as timed out, the broken file as not compiling
+# (with the compiler's message), the leaky one as failing with the evidence of each leak, and
+# still grade the rest; afterwards no process, System V IPC object or scratch directory of the
+# run may be left on the machine. The grader runs with a TMPDIR of its own, which must be
+# empty afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -17,6 +19,38 @@ before=$(ipc)
 
 sed -i 's/todo!()/loop { std::hint::spin_loop() }/' "$copy/exercises/processes/fork_basics.rs"
 echo 'fn broken( {' >>"$copy/exercises/ipc/pipe_direction.rs"
+leaky="$copy/exercises/processes/reap_all.rs"
+cp solutions/processes/reap_all.rs "$leaky"
+sed -i 's/^pub fn reap_all(specs: &\[ChildSpec\]) -> nix::Result<Vec<WaitStatus>> {$/&\n    leave_things_behind();/' "$leaky"
+grep -q '^    leave_things_behind();$' "$leaky" || { echo "could not make reap_all leak: its signature changed"; exit 1; }
+cat >>"$leaky" <<'RS'
+
+/// Leaves a semaphore set, a daemon in a session of its own and a zombie behind.
+fn leave_things_behind() {
+    // SAFETY: semget only creates an object; nothing here owns it.
+    unsafe { libc::semget(libc::IPC_PRIVATE, 1, libc::IPC_CREAT | 0o600) };
+    // SAFETY: the child exits at once and becomes a zombie nobody waits for.
+    if let Ok(ForkResult::Child) = unsafe { fork() } {
+        unsafe { libc::_exit(0) }
+    }
+    // SAFETY: the first child starts a session, forks the daemon and exits; the daemon sleeps.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let _ = nix::unistd::setsid();
+            if let Ok(ForkResult::Child) = unsafe { fork() } {
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            unsafe { libc::_exit(0) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            let _ = waitpid(child, None);
+        }
+        Err(_) => {}
+    }
+}
+RS
 
 set +e
 (cd "$copy" && TMPDIR="$tmp" CARGO_TARGET_DIR="$root/target/broken-kit" cargo grade --json) >"$root/target/ci/broken.json"
@@ -24,13 +58,20 @@ code=$?
 set -e
 [ "$code" -eq 1 ] || { echo "cargo grade on the broken kit exited $code, expected 1"; exit 1; }
 python3 .ci/check_grade.py "$root/target/ci/broken.json" not_started \
-    processes/fork_basics=timed_out ipc/pipe_direction=does_not_compile
+    processes/fork_basics=timed_out ipc/pipe_direction=does_not_compile processes/reap_all=failing
 python3 - "$root/target/ci/broken.json" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
-broken = next(e for e in report["exercises"] if e["id"] == "ipc/pipe_direction")
+by_id = {e["id"]: e for e in report["exercises"]}
+broken = by_id["ipc/pipe_direction"]
 assert "pipe_direction.rs" in (broken.get("compiler_message") or ""), broken
 print("the compiler's message names the broken file")
+leaked = [t for t in by_id["processes/reap_all"]["tests"] if t["status"] == "leaked"]
+assert leaked, by_id["processes/reap_all"]
+for phrase in ("is a zombie (state Z)", "System V semaphore set", "nobody removed it with IPC_RMID",
+               "still alive after the test ended"):
+    assert all(phrase in t["message"] for t in leaked), (phrase, leaked[0]["message"])
+print(f"{len(leaked)} reap_all tests report the zombie, the semaphore set and the daemon as leaks")
 PY
 
 left=$(pgrep -af "$copy|target/broken-kit" | grep -v pgrep || true)
