@@ -81,10 +81,7 @@ impl Isolation {
     /// variable is set (for a slow machine, or a run under valgrind). A value that is not a
     /// positive number fails the test with a message saying so.
     pub fn limit(&self) -> Duration {
-        match deadline_scale(std::env::var(SCALE_ENV).ok().as_deref()) {
-            Ok(scale) => self.deadline.mul_f64(scale),
-            Err(e) => panic!("{e}"),
-        }
+        scaled(self.deadline)
     }
 
     /// Do not enter a private IPC namespace: behave as on a machine that forbids them, where
@@ -214,6 +211,17 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
             ),
             output: String::new(),
         },
+    }
+}
+
+/// `d` times the factor [`SCALE_ENV`] asks for (1 when unset). Every time limit inside a test
+/// (how long to wait for a child to fall asleep, to die, to report) goes through this, so that
+/// stretching the deadlines on a slow machine stretches them all alike. A value that is not a
+/// positive number fails the test with a message saying so.
+pub fn scaled(d: Duration) -> Duration {
+    match deadline_scale(std::env::var(SCALE_ENV).ok().as_deref()) {
+        Ok(scale) => d.mul_f64(scale),
+        Err(e) => panic!("{e}"),
     }
 }
 

@@ -45,5 +45,5 @@ mod supervisor;
 pub mod sysvipc;
 
 pub use body::{body_pid, scratch_dir, student};
-pub use isolate::{Isolation, isolated};
+pub use isolate::{Isolation, isolated, scaled};
 pub use report::{Report, VERDICT_TAG, Verdict};

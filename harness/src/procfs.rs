@@ -289,6 +289,39 @@ pub fn blocked_read_fd(pid: Pid) -> Option<i32> {
     reads.contains(&call.nr).then_some(call.args[0] as i32)
 }
 
+/// Whether `waiter` is asleep right now in a wait that `child` (one of its children) would
+/// end: `wait4(2)` on the child's pid, on any child (-1), on its own process group (0) or on
+/// the child's group (-pgid), or `waitid(2)` with `P_ALL`, `P_PID` or `P_PGID` that match
+/// (or `P_PIDFD`, which cannot be resolved and counts). Reads `/proc/<waiter>/syscall`.
+pub fn waits_for(waiter: Pid, child: &Stat) -> bool {
+    if child.ppid != waiter.as_raw() {
+        return false;
+    }
+    let Some(call) = syscall(waiter) else {
+        return false;
+    };
+    let own_group = || stat(waiter).is_ok_and(|w| w.pgrp == child.pgrp);
+    if call.nr == libc::SYS_wait4 {
+        match call.args[0] as i64 as i32 {
+            -1 => true,
+            0 => own_group(),
+            p if p > 0 => p == child.pid,
+            p => -p == child.pgrp,
+        }
+    } else if call.nr == libc::SYS_waitid {
+        let id = call.args[1] as i64 as i32;
+        match call.args[0] as u32 {
+            libc::P_ALL => true,
+            libc::P_PID => id == child.pid,
+            libc::P_PGID if id == 0 => own_group(),
+            libc::P_PGID => id == child.pgrp,
+            _ => true,
+        }
+    } else {
+        false
+    }
+}
+
 /// The current working directory of `pid` (`/proc/<pid>/cwd`).
 pub fn cwd(pid: Pid) -> io::Result<std::path::PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd"))

@@ -430,3 +430,80 @@ fn killing_the_test_process_cleans_up_after_it() {
         assert!(!Path::new(&scratch).exists(), "{scratch} was left behind");
     });
 }
+
+/// Forks a child that holds itself alive with `poll::hold`, releasable through a pipe, and
+/// exits with 1 when released or 2 when its parent was seen waiting for it. `parent` runs in
+/// the test process with the child's pid and the pipe's write end.
+fn held_child(parent: impl FnOnce(Pid, std::os::fd::OwnedFd)) {
+    let (r, w) = pipe().unwrap();
+    // SAFETY: the body is single-threaded; the child only polls and calls _exit.
+    match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            drop(w);
+            let released = || {
+                let mut fds = [nix::poll::PollFd::new(
+                    std::os::fd::AsFd::as_fd(&r),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                nix::poll::poll(&mut fds, 0u16).unwrap_or(0) > 0
+            };
+            let code = match poll::hold(released) {
+                poll::Held::Released => 1,
+                poll::Held::WaitedOnBy(p) if p == nix::unistd::getppid() => 2,
+                poll::Held::WaitedOnBy(_) => 3,
+            };
+            // SAFETY: leaves the child without unwinding into the test.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(r);
+            parent(child, w);
+        }
+    }
+}
+
+#[test]
+fn hold_names_a_parent_that_waits_for_the_held_process() {
+    isolated(|| {
+        held_child(|child, _w| {
+            let status = waitpid(child, None).unwrap();
+            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 2));
+        });
+    });
+}
+
+#[test]
+fn hold_returns_on_release_even_when_the_releaser_then_waits() {
+    isolated(|| {
+        held_child(|child, w| {
+            nix::unistd::write(&w, b"go").unwrap();
+            let status = waitpid(child, None).unwrap();
+            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 1));
+        });
+    });
+}
+
+#[test]
+fn a_wait_for_another_child_is_not_waiting_for_the_held_one() {
+    isolated(|| {
+        held_child(|child, w| {
+            // SAFETY: single-threaded body; the other child sleeps a little and exits.
+            let other = match unsafe { fork() }.unwrap() {
+                ForkResult::Child => {
+                    std::thread::sleep(Duration::from_millis(300));
+                    // SAFETY: leaves the child at once.
+                    unsafe { libc::_exit(0) }
+                }
+                ForkResult::Parent { child } => child,
+            };
+            waitpid(other, None).unwrap();
+            assert!(
+                procfs::stat(child).is_ok_and(|s| s.state != 'Z'),
+                "released itself"
+            );
+            nix::unistd::write(&w, b"go").unwrap();
+            let status = waitpid(child, None).unwrap();
+            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 1));
+        });
+    });
+}
