@@ -45,7 +45,9 @@ pub struct ChildSpec {
 ///
 /// Other children of the calling process are not touched: they are still there, unreaped,
 /// when this returns. If a fork fails, the children already started are still waited for
-/// before the error is returned.
+/// before the error is returned; likewise a `waitpid` that fails does not end the waiting: the
+/// other children are still collected, and then the first error is returned. (A wait cut
+/// short by a signal handler, `EINTR`, is simply tried again: the child is still there.)
 pub fn reap_all(_specs: &[ChildSpec]) -> nix::Result<Vec<WaitStatus>> {
     todo!()
 }

@@ -1,9 +1,11 @@
 //! # Reap every child you made, and only those (回收子进程) — reference solution
 //!
 //! Fork them all, remember each pid, then `waitpid(pid)` each one in spec order: a child
-//! that already exited is collected at once, one still sleeping is waited for.
+//! that already exited is collected at once, one still sleeping is waited for. An error does
+//! not cut the waiting short: it is kept, and returned after the last child was waited for.
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
@@ -36,13 +38,31 @@ pub fn reap_all(specs: &[ChildSpec]) -> nix::Result<Vec<WaitStatus>> {
             }
         }
     }
-    // Only our own pids, one waitpid each: nobody else's child is touched.
+    // Only our own pids, one waitpid each: nobody else's child is touched. A failed wait does
+    // not stop the loop: every child started is still waited for, and the first error (of a
+    // fork or a wait) is reported once all of them are.
     let mut statuses = Vec::with_capacity(pids.len());
     for &pid in &pids {
-        statuses.push(waitpid(pid, None)?);
+        match wait_for(pid) {
+            Ok(status) => statuses.push(status),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
     }
     match failed {
         Some(e) => Err(e),
         None => Ok(statuses),
+    }
+}
+
+/// `waitpid(pid)`, again when a signal handler interrupted it (EINTR): the child is still
+/// ours to collect.
+fn wait_for(pid: Pid) -> nix::Result<WaitStatus> {
+    loop {
+        match waitpid(pid, None) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
     }
 }

@@ -44,7 +44,11 @@ pub fn reap_all(specs: &[ChildSpec]) -> nix::Result<Vec<WaitStatus>> {
                 }
             }
             Err(nix::errno::Errno::ECHILD) => break,
-            Err(e) => return Err(e),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                failed.get_or_insert(e);
+                break;
+            }
         }
     }
     let statuses: Vec<WaitStatus> = pids
