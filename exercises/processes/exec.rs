@@ -29,14 +29,27 @@
 //! - **Status back.** The parent waits for that one child with `waitpid(child)` and hands back
 //!   what it says: `Exited(pid, code)` or `Signaled(pid, signal, core)`.
 //!
-//! Build the `CString`s before the fork: in the child, between fork and exec, do as little as
-//! possible (in a program with threads, only async-signal-safe calls are allowed there).
+//! ## Prepare everything before the fork
+//!
+//! `fork` copies only the thread that calls it. If another thread of the caller held a lock
+//! at that instant (the memory allocator's, say), the child's copy of that lock stays locked
+//! for good: the thread that would have released it does not exist in the child. So between
+//! fork and exec the child may only make async-signal-safe calls (see signal-safety(7)), and
+//! allocating memory is not one of them. `run` is a safe public function that any program,
+//! threads and all, may call, so it cannot assume it is alone.
+//!
+//! Build everything exec needs in the parent, before the fork: the `CString`s, and the array
+//! of pointers to them that `execvp` takes (`Vec<*const c_char>`, the `as_ptr()` of each
+//! string, with a null pointer at the end: that is how exec knows where argv stops). The child
+//! then calls only `libc::execvp` and, if it returns, `libc::_exit`. nix's `execvp` does not
+//! fit here: it builds that pointer array itself, allocating it, in the child.
 //!
 //! Syscalls: fork(2), execve(2) (`execvp` is the libc wrapper that searches PATH), _exit(2),
-//! waitpid(2). In nix: `nix::unistd::{fork, execvp}`, `nix::sys::wait::waitpid`,
-//! `std::ffi::CString` for the C strings; `_exit` through `libc::_exit`.
+//! waitpid(2). In nix: `nix::unistd::fork`, `nix::sys::wait::waitpid`; `std::ffi::CString`
+//! for the C strings; in the child `libc::execvp` and `libc::_exit`.
 //!
-//! Read: `man 2 execve`, `man 3 exec` (the `p` variants and PATH), `man 2 fcntl` (FD_CLOEXEC).
+//! Read: `man 2 execve`, `man 3 exec` (the `p` variants and PATH), `man 2 fcntl` (FD_CLOEXEC),
+//! `man 7 signal-safety` (what a forked child of a threaded program may call).
 use nix::sys::wait::WaitStatus;
 
 /// Runs `program` with the arguments `args` in a new child process, waits for it, and
@@ -46,6 +59,7 @@ use nix::sys::wait::WaitStatus;
 /// A `program` without a `/` is looked up in the directories of `PATH`. The child inherits
 /// the caller's fds, stdin and stdout included, except those marked close-on-exec.
 ///
+/// The strings and the argv pointer array are ready before the fork; the child only execs.
 /// If exec fails (no such program, not executable...), the child ends at once with
 /// `_exit(127)`; it never returns from this function.
 ///

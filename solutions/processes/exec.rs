@@ -1,12 +1,13 @@
 //! # fork + exec: run another program (执行程序) — reference solution
 //!
-//! The C strings are built before the fork; the child calls `execvp` with argv[0] set to the
-//! program's name and ends with `_exit(127)` if that returns; the parent waits for that child.
-use std::ffi::CString;
+//! Everything exec needs is built before the fork: the C strings and the NULL-terminated
+//! array of pointers to them, with argv[0] set to the program's name. The child then only
+//! calls `libc::execvp`, and `_exit(127)` if that returns; the parent waits for that child.
+use std::ffi::{CString, c_char};
 
 use nix::errno::Errno;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, execvp, fork};
+use nix::unistd::{ForkResult, fork};
 
 /// Runs `program` with `args` in a child and returns its status; see the exercise.
 pub fn run(program: &str, args: &[&str]) -> nix::Result<WaitStatus> {
@@ -17,12 +18,22 @@ pub fn run(program: &str, args: &[&str]) -> nix::Result<WaitStatus> {
     for arg in args {
         argv.push(c(arg)?);
     }
-    // SAFETY: the child only calls execvp and _exit (the tests run this in a single-threaded
-    // process, so execvp's small allocation for the pointer array is safe too).
+    // The array execvp reads, ending with a null pointer. Made here, in the parent: the child
+    // must not allocate (nix's execvp would build this array in the child).
+    let argv_ptrs: Vec<*const c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    // SAFETY: the child allocates nothing and takes no lock: it only calls execvp on memory
+    // prepared before the fork, then _exit, so a lock held by another thread of the caller at
+    // fork time cannot hang it. (glibc's execvp searches PATH in a stack buffer, no malloc.)
     match unsafe { fork() }? {
         ForkResult::Child => {
-            // Returns only if the program could not be started.
-            let _ = execvp(&file, &argv);
+            // SAFETY: `file` and every pointer in `argv_ptrs` point to C strings owned by
+            // `file` and `argv`, alive in this process; the array ends with a null pointer.
+            // execvp returns only if the program could not be started.
+            unsafe { libc::execvp(file.as_ptr(), argv_ptrs.as_ptr()) };
             // SAFETY: _exit ends the child at once, without running the caller's destructors
             // or atexit handlers; 127 is what a shell reports for "command not found".
             unsafe { libc::_exit(127) }
