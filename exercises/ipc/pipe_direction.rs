@@ -41,9 +41,8 @@
 //!   parent to hold only the write end and the child only the read end.
 //!
 //! Man pages: pipe(2), pipe(7) (capacity, `EPIPE`, `PIPE_BUF`), fork(2), close(2), read(2),
-//! write(2), _exit(2), proc(5) (`/proc/<pid>/fd`, `/proc/<pid>/fdinfo`).
-// The parameters are unused until you write the bodies; delete this line when you start.
-#![allow(unused_variables)]
+//! write(2), _exit(2), signal(7) (`EINTR`, `SA_RESTART`), proc(5) (`/proc/<pid>/fd`,
+//! `/proc/<pid>/fdinfo`).
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::unistd::Pid;
@@ -53,7 +52,12 @@ use nix::unistd::Pid;
 ///
 /// Read into a buffer of a few KiB; write every byte read, looping when `write(2)` takes only
 /// part of it; retry a call that fails with `EINTR`; return any other error.
-pub fn copy_until_eof(from: impl AsFd, to: impl AsFd) -> nix::Result<u64> {
+///
+/// `EINTR` is what a `read` or `write` still waiting returns when a signal arrives whose
+/// handler was installed without `SA_RESTART` (see signal(7), "Interruption of system calls"):
+/// the call was cut short before it transferred anything, so nothing is lost and the copy is
+/// not over. The tests send such a signal while the copy sleeps in `read`.
+pub fn copy_until_eof(_from: impl AsFd, _to: impl AsFd) -> nix::Result<u64> {
     todo!()
 }
 
@@ -64,6 +68,6 @@ pub fn copy_until_eof(from: impl AsFd, to: impl AsFd) -> nix::Result<u64> {
 /// it closes the end of the pipe it does not use: the child the write end, the parent the read
 /// end (and its copy of `sink`, which only the child writes to). The caller writes its data,
 /// drops the write end to signal the end, and reaps the child with `waitpid`.
-pub fn spawn_reader(sink: OwnedFd) -> nix::Result<(Pid, OwnedFd)> {
+pub fn spawn_reader(_sink: OwnedFd) -> nix::Result<(Pid, OwnedFd)> {
     todo!()
 }

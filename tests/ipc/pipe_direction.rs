@@ -7,7 +7,10 @@
 //!   `/proc/<pid>/syscall`): by then it has done all its closing;
 //! - who still holds a write end when the child cannot see end of file, reported at once
 //!   instead of waiting for a deadline;
-//! - the child's exit status from `waitpid`, and the bytes that reached the sink file.
+//! - the child's exit status from `waitpid`, and the bytes that reached the sink file;
+//! - for a signal that interrupts `copy_until_eof`: the copy seen asleep in `read(2)` on the
+//!   empty pipe (`/proc/<pid>/syscall`) when the signal is sent, and its handler run before
+//!   any more data is written, so that `read` cannot have returned anything but `EINTR`.
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -18,7 +21,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigHandler, Signal, kill, signal};
+use nix::sys::pthread::{pthread_kill, pthread_self};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction, signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid, pipe, write};
 use oskata::ipc::pipe_direction::*;
@@ -630,4 +634,140 @@ fn copy_until_eof_copies_everything_and_counts_it() {
         }
         expect_same(&expected, &path);
     });
+}
+
+/// How many times [`count_signal`] ran.
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+
+/// A SIGUSR1 handler that does nothing but count.
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// `copy_until_eof` asleep in `read` on an empty pipe gets a signal whose handler was
+/// installed without `SA_RESTART`: that `read` fails with `EINTR`, which only means "call me
+/// again". The copy must go on and return everything the writer sends afterwards.
+///
+/// A writer thread sends a few bytes, waits until they reached the sink and `/proc` shows the
+/// copy back asleep in `read` on the pipe, then signals the copying thread and waits until the
+/// handler ran. Nothing was written in between, so the interrupted read had nothing to return:
+/// it can only have failed with `EINTR`. Only then does the writer send the rest and close.
+#[test]
+fn copy_until_eof_retries_a_read_interrupted_by_a_signal() {
+    Isolation::new()
+        .deadline(Duration::from_secs(15))
+        .check_fds()
+        .run(interrupted_copy);
+}
+
+/// The body of [`copy_until_eof_retries_a_read_interrupted_by_a_signal`].
+fn interrupted_copy() {
+    ignore_sigpipe();
+    // No SA_RESTART: the kernel does not restart the interrupted read, it fails with EINTR.
+    let action = SigAction::new(
+        SigHandler::Handler(count_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only adds to an atomic counter, which is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR1, &action) }.expect("sigaction(SIGUSR1)");
+    let (read_end, write_end) = pipe().expect("pipe");
+    let rfd = read_end.as_raw_fd();
+    let me = getpid();
+    let inode = procfs::fds(me)
+        .unwrap_or_default()
+        .iter()
+        .find(|f| f.fd == rfd)
+        .and_then(procfs::Fd::pipe_inode)
+        .expect("the test's pipe in /proc/self/fd");
+    let (sink, path) = new_sink();
+    let first = b"before the signal".to_vec();
+    let rest = pattern(100_000);
+    let expected: Vec<u8> = [first.clone(), rest.clone()].concat();
+    // The body's only thread until now: the one that runs the copy, with tid == pid, so
+    // /proc/<pid>/syscall shows what it is blocked in.
+    let copier = pthread_self();
+    let watched = path.clone();
+    let writer = thread::spawn(move || -> Result<(), String> {
+        let limit = oskata_harness::scaled(Duration::from_secs(5));
+        let write_all = |data: &[u8]| -> Result<(), String> {
+            let mut off = 0;
+            while off < data.len() {
+                match write(&write_end, &data[off..]) {
+                    Ok(n) => off += n,
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(format!("writer: {e} after {off} bytes")),
+                }
+            }
+            Ok(())
+        };
+        write_all(&first)?;
+        // The sink first, then the syscall: a read seen after the bytes landed came after
+        // them, so it sleeps on an empty pipe.
+        let start = Instant::now();
+        let mut round = 0;
+        loop {
+            let copied = fs::metadata(&watched).map(|m| m.len()).unwrap_or(0);
+            if copied >= first.len() as u64 && reading_pipe(me, inode) == Some(rfd) {
+                break;
+            }
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "after {limit:?} the sink held {copied} of the first {} bytes, or \
+                     copy_until_eof (pid {me}) was not asleep in read(2) on fd {rfd}, the \
+                     read end of pipe:[{inode}]",
+                    first.len()
+                ));
+            }
+            pause(&mut round);
+        }
+        pthread_kill(copier, Signal::SIGUSR1).map_err(|e| format!("writer: pthread_kill: {e}"))?;
+        // The handler runs as the read returns to user space: once it has, the read is over.
+        let start = Instant::now();
+        let mut round = 0;
+        while SIGNALS.load(Ordering::SeqCst) == 0 {
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "the SIGUSR1 handler had not run {limit:?} after the signal was sent"
+                ));
+            }
+            pause(&mut round);
+        }
+        write_all(&rest)
+    });
+    let copied = student(|| copy_until_eof(&read_end, &sink));
+    drop(read_end);
+    let total = expected.len() as u64;
+    let on_disk = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    match copied {
+        Err(Errno::EINTR) => panic!(
+            "copy_until_eof returned Err(EINTR) with {on_disk} of the {total} bytes in \
+             the sink: its read(2) was interrupted by a signal (SIGUSR1, whose handler \
+             was installed without SA_RESTART) while it waited on the empty pipe. EINTR \
+             means the call was cut short before anything was read: nothing is lost and \
+             the writer is still there, so call read again; it is neither end of file \
+             nor a real failure."
+        ),
+        Err(e) => panic!("copy_until_eof failed: {e}"),
+        Ok(n) if on_disk < total => panic!(
+            "copy_until_eof returned ({n}) with {on_disk} of the {total} bytes in the \
+             sink, while the writer still held the write end open: {SHORT_READ}."
+        ),
+        Ok(n) if n != total => panic!(
+            "copy_until_eof copied {on_disk} bytes into the sink but returned {n}: it \
+             must return the count."
+        ),
+        Ok(_) => {}
+    }
+    match writer.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e}"),
+        Err(_) => panic!("the writer thread panicked"),
+    }
+    assert_eq!(
+        SIGNALS.load(Ordering::SeqCst),
+        1,
+        "the SIGUSR1 handler should have run exactly once, during the copy's read"
+    );
+    expect_same(&expected, &path);
 }
