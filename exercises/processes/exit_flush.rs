@@ -18,7 +18,9 @@
 //!
 //! A C stream on a pipe is *fully buffered* (全缓冲): `fwrite` copies into a buffer in the
 //! process's memory, and nothing reaches the pipe until the buffer fills, `fflush` is called,
-//! or the stream is closed (which `exit` does). Only a terminal gets line buffering.
+//! or the stream is closed (which `exit` does). A stream on a terminal, such as stdout in an
+//! interactive shell, is line buffered instead (flushed at each newline); stderr is not
+//! buffered at all, terminal or not.
 //!
 //! Your child: registers an atexit handler, wraps the `out` fd in a C stream, writes the text
 //! into it, waits for the caller's go-ahead, and leaves the way it was told. The tests read

@@ -10,8 +10,8 @@
 //! | stopped by a signal (`WUNTRACED`)      | the signal       | 0         | `0x7f`   |
 //! | continued by SIGCONT (`WCONTINUED`)    | `0xff`           | 1         | `0x7f`   |
 //!
-//! So the status of a child that called `exit(3)` is `0x0300`, of one killed by SIGKILL (9)
-//! `0x0009`, of one stopped by SIGSTOP (19) `0x137f`, and of one continued exactly `0xffff`.
+//! So the status of a child that exited with code 3 is `0x0300`, of one killed by SIGKILL
+//! (9) `0x0009`, of one stopped by SIGSTOP (19) `0x137f`, and of one continued exactly `0xffff`.
 //! The low 7 bits decide which row you are in: 0 means exited, `0x7f` means stopped or
 //! continued (signal numbers never reach 127), anything else is the number of the signal that
 //! killed it. Bit 7 (`0x80`) says whether the kernel wrote a core dump (核心转储) of the
@@ -20,8 +20,10 @@
 //! C gives you macros for this: `WIFEXITED` / `WEXITSTATUS`, `WIFSIGNALED` / `WTERMSIG` /
 //! `WCOREDUMP`, `WIFSTOPPED` / `WSTOPSIG`, `WIFCONTINUED`. The classic bugs are reading
 //! `WEXITSTATUS` without checking `WIFEXITED` first (a child killed by SIGKILL then "exited
-//! with 0"), and taking the signal from the wrong byte. Ask the "which row?" question first,
-//! then read only the fields that row has.
+//! with 0"), taking the signal from the wrong byte, and deciding "killed by a signal" from
+//! nonzero low 7 bits before ruling out `0x7f` (a stopped child then reads as killed by a
+//! "signal 127", which does not exist). Ask the "which row?" question first, then read only
+//! the fields that row has.
 //!
 //! Write [`decode`] with bit operations on the raw value (or with libc's `WIFEXITED` and
 //! friends, which the `libc` crate offers as functions). Do not call nix's

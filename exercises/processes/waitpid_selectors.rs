@@ -14,7 +14,8 @@
 //! in a group of its own, so they can wait for one job and stop or continue it as a whole).
 //! Its group id is field 5 of `/proc/<pid>/stat`; that is how the tests arrange and check it.
 //!
-//! Without options `waitpid` *blocks* until a selected child changes state. With `WNOHANG`
+//! Without options `waitpid` *blocks* until a selected child terminates (a child that stops
+//! or continues counts only when asked for, with `WUNTRACED` or `WCONTINUED`). With `WNOHANG`
 //! it never blocks: it returns the pid of a selected child that has already exited, or 0 when
 //! there are selected children but none has exited yet (nix calls that
 //! `WaitStatus::StillAlive`). When no child matches the selector at all it fails with

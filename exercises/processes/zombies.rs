@@ -32,7 +32,8 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 /// The state letter (`R`, `S`, `D`, `Z`, `T`, ...) in the text of a `/proc/<pid>/stat` file,
-/// or `None` when the text is not a stat line (no `(`, no `)`, nothing after the name).
+/// or `None` when the text is not a stat line (no `(`, no `)` after it, nothing after the
+/// name).
 ///
 /// The command name in parentheses may itself hold spaces, `(` and `)`: the state is the
 /// first field after the *last* `)`.

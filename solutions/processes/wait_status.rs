@@ -1,6 +1,6 @@
 //! # Decode a wait status (解读等待状态) — reference solution
 //!
-//! Ask which row of the table the status is in first (continued, stopped, exited, else
+//! Ask which row of the table the status is in first (continued, exited, stopped, else
 //! signaled), then read only that row's fields.
 
 /// What a raw wait status says happened to the child.
@@ -34,15 +34,19 @@ pub fn decode(status: i32) -> Decoded {
         return Decoded::Continued;
     }
     let high = (status >> 8) & 0xff;
-    match status & 0x7f {
+    let low7 = status & 0x7f;
+    if low7 == 0 {
         // WIFEXITED: nothing in the low 7 bits; the code is bits 8-15.
-        0 => Decoded::Exited { code: high as u8 },
-        // WIFSTOPPED: the low byte is exactly 0x7f; the signal is bits 8-15.
-        0x7f => Decoded::Stopped { signal: high },
+        Decoded::Exited { code: high as u8 }
+    } else if status & 0xff == 0x7f {
+        // WIFSTOPPED: the whole low byte is exactly 0x7f (no core flag); the signal is bits
+        // 8-15. Asked before "signaled": 0x7f in the low 7 bits is not a signal number.
+        Decoded::Stopped { signal: high }
+    } else {
         // WIFSIGNALED: the low 7 bits are the signal, bit 7 the core-dump flag.
-        signal => Decoded::Signaled {
-            signal,
+        Decoded::Signaled {
+            signal: low7,
             core_dumped: status & 0x80 != 0,
-        },
+        }
     }
 }

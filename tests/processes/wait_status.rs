@@ -80,6 +80,12 @@ fn diagnose(expected: Decoded, got: Decoded) -> &'static str {
         (Signaled { .. }, Signaled { .. }) => {
             "\nThe signal number is bits 0-6 and the core-dump flag is bit 7 (0x80)."
         }
+        (Stopped { .. }, Signaled { signal: 127, .. }) => {
+            "\nIt took a stopped child for one killed by signal 127, and there is no signal 127: 0x7f in the low 7 \
+             bits is not a signal number but the mark of a stop. Test for a stop (the whole low byte is 0x7f, \
+             WIFSTOPPED) before taking nonzero low 7 bits for the killing signal: WIFSIGNALED is true only when \
+             they are neither 0 nor 0x7f."
+        }
         (Continued, Stopped { .. }) => {
             "\n0xffff is the one value that means continued: test for it before testing for a stop (a stop has \
              exactly 0x7f in the whole low byte, not just in the low 7 bits)."
@@ -127,7 +133,8 @@ fn exit_codes() {
         cases::check(256, any::<u8>(), |code| {
             let raw = exited(code);
             assert_eq!(oracle(raw), Decoded::Exited { code });
-            check(raw, &format!("a child that called exit({code})")).map_err(TestCaseError::fail)
+            check(raw, &format!("a child that exited with code {code}"))
+                .map_err(TestCaseError::fail)
         });
     });
 }

@@ -5,9 +5,13 @@
 //! checked in `/proc/<pid>/stat`), each blocked reading its own pipe until the test lets it
 //! exit. The test releases some of them, waits until `/proc` shows them as zombies, calls the
 //! student's function, and then reads `/proc` again: a reaped child is gone, an untouched one
-//! is still a zombie or still running. The call runs on a second thread of the test process,
-//! so a call that blocks is seen asleep in wait4(2) in `/proc/<pid>/task/<tid>/syscall` (with
-//! its pid and options arguments) and reported at once; then the children are released so
+//! is still a zombie or still running (a pid whose `/proc` entry names another parent has been
+//! reaped and handed to an unrelated process). The call runs on a second thread of the test
+//! process, so a call that blocks is seen asleep in wait4(2) in
+//! `/proc/<pid>/task/<tid>/syscall` (with its pid and options arguments). A correct call may
+//! sleep for an instant inside wait4 without blocking (a page fault, a lock), so the sleep
+//! counts as blocking only once it has lasted [`ASLEEP`] without the thread waking up in
+//! between (its `voluntary_ctxt_switches` unchanged); then the children are released so
 //! nothing hangs.
 use std::any::Any;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -22,13 +26,27 @@ use nix::errno::Errno;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpgrp, gettid, pipe, read, setpgid, write};
 use oskata::processes::waitpid_selectors::*;
-use oskata_harness::{body_pid, cases, isolated, poll, procfs, student};
+use oskata_harness::{body_pid, cases, isolated, poll, procfs, scaled, student};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rstest::rstest;
 
-/// How long a correct call may take to return, or a released child to exit.
+/// How long a correct call may take to return, or a released child to exit (scaled).
 const SETTLE: Duration = Duration::from_secs(5);
+
+/// How long the call must stay in one unbroken sleep in a wait before it counts as blocked
+/// (scaled): far longer than a page fault or a lock inside a wait4 that returns at once.
+const ASLEEP: Duration = Duration::from_millis(100);
+
+/// The state of the test's child `pid` in `/proc`, or `None` once it is gone: reaped, or
+/// reaped and its pid already reused by a process that is not the test's child.
+fn kid_state(pid: Pid) -> Option<char> {
+    let parent = body_pid().expect("inside isolated()");
+    procfs::stat(pid)
+        .ok()
+        .filter(|s| s.ppid == parent.as_raw())
+        .map(|s| s.state)
+}
 
 /// Which process group a child of the family lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +158,7 @@ impl Family {
         for &i in which {
             let pid = self.kids[i].pid;
             poll::until(SETTLE, &format!("pid {pid} to exit"), || {
-                matches!(procfs::state(pid), Some('Z') | None).then_some(())
+                matches!(kid_state(pid), Some('Z') | None).then_some(())
             });
         }
     }
@@ -281,8 +299,31 @@ fn blocked_wait(tid: i32) -> Option<(i32, u64)> {
     }
 }
 
-/// Runs the student's call on a second thread and watches it: it either returns, or is seen
-/// asleep in wait4/waitid (a wait that blocks).
+/// How many voluntary context switches thread `tid` of this process has made: one each time
+/// it went to sleep (`voluntary_ctxt_switches` in `/proc/<tid>/status`, which describes that
+/// one thread).
+fn sleeps_of(tid: i32) -> Option<u64> {
+    procfs::status(Pid::from_raw(tid))
+        .ok()?
+        .get("voluntary_ctxt_switches")?
+        .parse()
+        .ok()
+}
+
+/// A sleep in a wait seen on the thread running the call, and since when.
+struct Asleep {
+    pid: i32,
+    options: u64,
+    /// `sleeps_of` right after the first look: unchanged later means the thread has not
+    /// woken up (and gone back to sleep) since.
+    sleeps: u64,
+    since: Instant,
+}
+
+/// Runs the student's call on a second thread and watches it: it either returns, or stays
+/// asleep in one wait4/waitid for [`ASLEEP`] (a wait that blocks). One look at a sleeping
+/// thread is not enough: a call that returns at once may sleep for an instant inside wait4
+/// (a page fault writing the status, a lock), WNOHANG or not.
 fn watch<T: Send + 'static>(what: &str, call: impl FnOnce() -> T + Send + 'static) -> Outcome<T> {
     let (tx, rx) = mpsc::channel();
     let tid = Arc::new(AtomicI32::new(0));
@@ -293,6 +334,7 @@ fn watch<T: Send + 'static>(what: &str, call: impl FnOnce() -> T + Send + 'stati
         let _ = tx.send(result);
     });
     let start = Instant::now();
+    let mut asleep: Option<Asleep> = None;
     loop {
         match rx.try_recv() {
             Ok(result) => {
@@ -302,16 +344,32 @@ fn watch<T: Send + 'static>(what: &str, call: impl FnOnce() -> T + Send + 'stati
             Err(TryRecvError::Empty) => {}
         }
         let t = tid.load(Ordering::SeqCst);
-        if t != 0
-            && let Some((pid, options)) = blocked_wait(t)
-        {
-            return Outcome::Blocked { pid, options, rx };
+        let seen = if t == 0 { None } else { blocked_wait(t) };
+        match (seen, &asleep) {
+            (None, _) => asleep = None,
+            // The same wait, and no sleep began since the first look: one unbroken sleep.
+            (Some((pid, options)), Some(a))
+                if a.pid == pid && a.options == options && sleeps_of(t) == Some(a.sleeps) =>
+            {
+                if a.since.elapsed() >= scaled(ASLEEP) {
+                    return Outcome::Blocked { pid, options, rx };
+                }
+            }
+            (Some((pid, options)), _) => {
+                asleep = sleeps_of(t).map(|sleeps| Asleep {
+                    pid,
+                    options,
+                    sleeps,
+                    since: Instant::now(),
+                });
+            }
         }
-        if start.elapsed() > SETTLE {
+        if start.elapsed() > scaled(SETTLE) {
             panic!(
-                "{what} neither returned within {SETTLE:?} nor is asleep in a wait: it keeps itself busy. A loop \
+                "{what} neither returned within {:?} nor is asleep in a wait: it keeps itself busy. A loop \
                  that calls waitpid with WNOHANG again while it reports StillAlive waits for running children after \
-                 all; stop at the first StillAlive"
+                 all; stop at the first StillAlive",
+                scaled(SETTLE)
             );
         }
         thread::sleep(Duration::from_micros(200));
@@ -330,7 +388,7 @@ fn blocked_failure<T>(
 ) -> ! {
     let own = fam.own;
     fam.finish();
-    let _ = rx.recv_timeout(SETTLE);
+    let _ = rx.recv_timeout(scaled(SETTLE));
     let nohang = if options & libc::WNOHANG as u64 == 0 {
         ", without WNOHANG"
     } else {
@@ -346,7 +404,7 @@ fn blocked_failure<T>(
 fn ready_selected(fam: &Family, selector: Selector) -> Vec<String> {
     fam.kids
         .iter()
-        .filter(|k| fam.selects(selector, k) && procfs::state(k.pid) == Some('Z'))
+        .filter(|k| fam.selects(selector, k) && kid_state(k.pid) == Some('Z'))
         .map(|k| fam.name(k.pid, Some('Z')))
         .collect()
 }
@@ -403,7 +461,7 @@ fn verify(
         collected.push(pid);
     }
     for (i, kid) in fam.kids.iter().enumerate() {
-        let now = procfs::state(kid.pid);
+        let now = kid_state(kid.pid);
         let returned = collected.contains(&kid.pid);
         if now.is_none() && !returned {
             return Err(format!(
@@ -417,13 +475,36 @@ fn verify(
                 meaning(selector, fam.own)
             ));
         }
-        if all_ready && !returned && fam.selects(selector, kid) && before[i] == Some('Z') {
+        if all_ready
+            && !returned
+            && fam.selects(selector, kid)
+            && before[i] == Some('Z')
+            && !collected.is_empty()
+        {
             return Err(format!(
                 "{call} left {} behind although the selection covers it: keep calling waitpid with WNOHANG until \
                  it reports that no selected child is ready (StillAlive) or that none is left (ECHILD)",
                 fam.name(kid.pid, now)
             ));
         }
+    }
+    // Nothing collected at all, with a selected child ready: no loop was missing, the wait
+    // never selected it (a waitpid with WNOHANG collects a zombie it covers at once).
+    let missed: Vec<String> = fam
+        .kids
+        .iter()
+        .enumerate()
+        .filter(|&(i, k)| fam.selects(selector, k) && before[i] == Some('Z'))
+        .map(|(_, k)| fam.name(k.pid, kid_state(k.pid)))
+        .collect();
+    if all_ready && collected.is_empty() && !missed.is_empty() {
+        return Err(format!(
+            "{call} collected nothing, although the selection covers {}: the pid argument it gave waitpid \
+             does not select these children (a waitpid with WNOHANG whose argument covers a zombie collects it at \
+             once). {}.",
+            missed.join(" and "),
+            meaning(selector, fam.own)
+        ));
     }
     if !all_ready && collected.len() != 1 {
         return Err(format!(
@@ -435,7 +516,7 @@ fn verify(
 
 /// The state of every child of the family, in order.
 fn states(fam: &Family) -> Vec<Option<char>> {
-    fam.kids.iter().map(|k| procfs::state(k.pid)).collect()
+    fam.kids.iter().map(|k| kid_state(k.pid)).collect()
 }
 
 /// Calls `wait_one(selector)` with at least one selected child ready: it must return at once
@@ -476,7 +557,7 @@ fn reap_ready_now(fam: &mut Family, selector: Selector) -> Result<(), String> {
             let running: Vec<String> = fam
                 .kids
                 .iter()
-                .filter(|k| fam.selects(selector, k) && procfs::state(k.pid) != Some('Z'))
+                .filter(|k| fam.selects(selector, k) && kid_state(k.pid) != Some('Z'))
                 .map(|k| fam.name(k.pid, Some('S')))
                 .collect();
             let why = format!(
@@ -589,14 +670,15 @@ fn wait_one_blocks_until_a_selected_child_exits(#[case] pick: Pick, #[case] targ
                 fam.release(&[target]);
                 before[target] = Some('Z');
                 let who = fam.name(fam.pid(target), Some('Z'));
-                let got = match rx.recv_timeout(SETTLE) {
+                let got = match rx.recv_timeout(scaled(SETTLE)) {
                     Ok(result) => result.unwrap_or_else(|p| panic::resume_unwind(p)),
                     Err(_) => {
                         fam.finish();
                         panic!(
-                            "{call} stayed asleep in a wait for {} for {SETTLE:?} after {who} exited, although the \
+                            "{call} stayed asleep in a wait for {} for {:?} after {who} exited, although the \
                              selection covers it: {}.",
                             waited_for(pid, selector, fam.own),
+                            scaled(SETTLE),
                             meaning(selector, fam.own)
                         );
                     }

@@ -82,12 +82,15 @@ fn stat_state_on_random_names() {
 #[case("4242 sleep S 1 2 3")]
 #[case("4242 (sleep)")]
 #[case("4242 (sleep)   \n")]
+#[case(") x (")]
+#[case("4242 ) S (sleep")]
 fn stat_state_rejects_what_is_not_a_stat_line(#[case] text: &str) {
     isolated(|| {
         let got = student(|| stat_state(text));
         assert_eq!(
             got, None,
-            "stat_state({text:?}) should be None: that text has no `(name)` followed by a state"
+            "stat_state({text:?}) should be None: that text has no `(name)` followed by a state (the name starts \
+             at the first `(` and ends at the last `)`, which must come after it)"
         );
     });
 }
