@@ -20,10 +20,15 @@
 //!   is the parent's write.
 //! - A **shared mapping** (`MAP_SHARED`): shared is shared, across fork too; the parent would
 //!   see the child's write. Map the buffer `MAP_PRIVATE | MAP_ANONYMOUS`.
-//! - **Transparent huge pages**: the kernel may back a big anonymous buffer with 2 MiB pages,
-//!   and then one fault stands for 512 small pages. `madvise(MADV_NOHUGEPAGE)` on the buffer
-//!   (page-aligned, which an mmap'd buffer is) keeps it in ordinary pages, so faults count
-//!   pages. It shows as `nh` in the mapping's `VmFlags` in smaps.
+//! - **Transparent huge pages** (THP): the kernel may back a big anonymous buffer with 2 MiB
+//!   pages. Then the parent's own fill faults once per 2 MiB rather than once per page, and
+//!   what a write after fork costs depends on the kernel: before Linux 5.8 the write fault
+//!   copied the whole 2 MiB page at once (one fault for 512 pages); since 5.8 the kernel splits
+//!   the huge mapping and copies 4 KiB pages one fault at a time. `madvise(MADV_NOHUGEPAGE)` on
+//!   the buffer (page-aligned, which an mmap'd buffer is) keeps it in ordinary pages, so the
+//!   experiment is page-sized and predictable on every kernel. It shows as `nh` in the
+//!   mapping's `VmFlags` in smaps. A kernel built without THP has nothing to avoid and rejects
+//!   the advice with `EINVAL`: treat that error as success.
 //!
 //! Also flush stdout before forking: whatever sits in a user-space buffer is copied into the
 //! child too, and could be printed twice.

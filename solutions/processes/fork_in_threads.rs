@@ -52,7 +52,7 @@ pub fn fork_in_threads(
     let release = pipe()?;
     let stop = AtomicBool::new(false);
     let stop = &stop;
-    thread::scope(|s| {
+    let outcome = thread::scope(|s| {
         let (held_tx, held_rx) = mpsc::channel();
         let mut handles = vec![s.spawn(move || {
             let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -62,11 +62,12 @@ pub fn fork_in_threads(
         for _ in 1..workers {
             handles.push(s.spawn(move || park_until(stop)));
         }
-        // Fork only once the lock is really held by another thread.
-        let outcome = match held_rx.recv() {
+        // Fork only once the lock is really held by another thread. A panic on the way (from
+        // after_fork, say) is caught and kept: the threads must be stopped and joined first.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| match held_rx.recv() {
             Ok(()) => fork_and_watch(lock, after_fork, report, release),
             Err(_) => Err(io::Error::other("the lock holder died")),
-        };
+        }));
         // Whatever happened, stop every thread and join it: the holder drops the guard.
         stop.store(true, Ordering::Release);
         for h in &handles {
@@ -76,7 +77,10 @@ pub fn fork_in_threads(
             let _ = h.join();
         }
         outcome
-    })
+    });
+    // Only now, with every thread joined, may a panic from after_fork go on: raised inside the
+    // scope, it would leave the workers parked, and the scope waits for them forever.
+    outcome.unwrap_or_else(|p| panic::resume_unwind(p))
 }
 
 type PipeEnds = (OwnedFd, OwnedFd);
@@ -125,12 +129,17 @@ fn fork_and_watch(
 /// code.
 fn child_side(lock: &Mutex<()>, report: OwnedFd, release: OwnedFd) -> i32 {
     // Only the thread that called fork exists here; the others were not copied.
+    // read_dir allocates, and malloc is not async-signal-safe: another thread may have held an
+    // allocator lock at the fork. It is safe here because glibc's fork takes malloc's locks
+    // before forking and resets them in the child; with another libc or allocator, count the
+    // entries with raw open(2) and getdents64(2) into a buffer on the stack instead.
     let threads = fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
     // The holder's lock came along in the copied memory, locked, with no owner to unlock it:
     // lock() would wait forever, try_lock() tells.
     let held = matches!(lock.try_lock(), Err(TryLockError::WouldBlock));
-    let mut message = (threads as u64).to_ne_bytes().to_vec();
-    message.push(u8::from(held));
+    let mut message = [0u8; 9];
+    message[..8].copy_from_slice(&(threads as u64).to_ne_bytes());
+    message[8] = u8::from(held);
     if File::from(report).write_all(&message).is_err() {
         return 1;
     }

@@ -26,14 +26,15 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sig
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid, pipe, write};
 use oskata::ipc::pipe_direction::*;
-use oskata_harness::{Isolation, evidence, procfs, scratch_dir, student};
+use oskata_harness::{Isolation, evidence, procfs, scaled, scratch_dir, student};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
 use rstest::rstest;
 
-/// How long a correct child may take to reach its `read`, drain the pipe or exit. A correct
-/// solution needs milliseconds; every wrong one is caught by evidence long before this.
+/// How long a correct child may take to reach its `read`, drain the pipe or exit (before
+/// `scaled`). A correct solution needs milliseconds; every wrong one is caught by evidence
+/// long before this.
 const SETTLE: Duration = Duration::from_secs(5);
 
 /// The lesson every early stop points to.
@@ -193,6 +194,7 @@ fn check_parent_side(child: Pid, write_end: &OwnedFd) -> u64 {
 /// Waits until the child sleeps in `read` on pipe `inode`; returns the fd it reads on.
 /// `when` says what the parent has done so far, for the message if the child exits instead.
 fn await_reading(child: Pid, inode: u64, when: &str) -> i32 {
+    let (settle, grace) = (scaled(SETTLE), scaled(Duration::from_millis(200)));
     let start = Instant::now();
     let mut round = 0;
     loop {
@@ -214,7 +216,7 @@ fn await_reading(child: Pid, inode: u64, when: &str) -> i32 {
                 .into_iter()
                 .find(|f| f.fd == fd)
                 .map_or_else(|| "closed".to_owned(), |f| f.target);
-            if start.elapsed() > Duration::from_millis(200) {
+            if start.elapsed() > grace {
                 fail(
                     child,
                     format!(
@@ -225,11 +227,11 @@ fn await_reading(child: Pid, inode: u64, when: &str) -> i32 {
                 );
             }
         }
-        if start.elapsed() > SETTLE {
+        if start.elapsed() > settle {
             fail(
                 child,
                 format!(
-                    "after {SETTLE:?} the child (pid {child}) was still not asleep in read(2) on the read end of \
+                    "after {settle:?} the child (pid {child}) was still not asleep in read(2) on the read end of \
                      pipe:[{inode}] ({when}).\n{}",
                     evidence_before_close()
                 ),
@@ -244,6 +246,7 @@ fn await_reading(child: Pid, inode: u64, when: &str) -> i32 {
 /// reading the pipe while some process still holds a write end of it.
 fn await_exit(child: Pid, inode: u64) -> WaitStatus {
     let me = getpid().as_raw();
+    let settle = scaled(SETTLE);
     let start = Instant::now();
     let mut round = 0;
     loop {
@@ -290,11 +293,11 @@ fn await_exit(child: Pid, inode: u64) -> WaitStatus {
                 );
             }
         }
-        if start.elapsed() > SETTLE {
+        if start.elapsed() > settle {
             fail(
                 child,
                 format!(
-                    "after {SETTLE:?} the child (pid {child}) had not exited although the parent closed its write \
+                    "after {settle:?} the child (pid {child}) had not exited although the parent closed its write \
                      end of pipe:[{inode}].\n{}",
                     evidence_now()
                 ),
@@ -329,6 +332,7 @@ fn feed(child: Pid, write_end: &OwnedFd, payload: &[u8]) {
     )
     .expect("F_SETFL O_NONBLOCK on the write end");
     let (len, mut off) = (payload.len(), 0);
+    let settle = scaled(SETTLE);
     let mut since_progress = Instant::now();
     while off < len {
         match write(write_end, &payload[off..]) {
@@ -347,11 +351,11 @@ fn feed(child: Pid, write_end: &OwnedFd, payload: &[u8]) {
                         len - off
                     );
                 }
-                if since_progress.elapsed() > SETTLE {
+                if since_progress.elapsed() > settle {
                     fail(
                         child,
                         format!(
-                            "the pipe stayed full for {SETTLE:?} with {} of {len} bytes still to write: the child (pid \
+                            "the pipe stayed full for {settle:?} with {} of {len} bytes still to write: the child (pid \
                              {child}) is not draining it.\n{}",
                             len - off,
                             evidence_now()
@@ -480,6 +484,7 @@ fn child_reads_until_eof_not_until_a_short_read() {
             student(|| spawn_reader(sink)).unwrap_or_else(|e| panic!("spawn_reader failed: {e}"));
         let inode = check_parent_side(child, &write_end);
         await_reading(child, inode, "before the parent wrote anything or closed its write end");
+        let settle = scaled(SETTLE);
         let mut sent = Vec::new();
         for part in [&b"a few bytes, "[..], &b"then a few more, "[..], &pattern(100_000)[..]] {
             feed(child, &write_end, part);
@@ -501,11 +506,11 @@ fn child_reads_until_eof_not_until_a_short_read() {
                         exit_text(status)
                     );
                 }
-                if start.elapsed() > SETTLE {
+                if start.elapsed() > settle {
                     fail(
                         child,
                         format!(
-                            "after {SETTLE:?} the sink held {copied} of the {} bytes written so far, or the child \
+                            "after {settle:?} the sink held {copied} of the {} bytes written so far, or the child \
                              (pid {child}) was not back in read(2) on pipe:[{inode}].\n{}",
                             sent.len(),
                             evidence_now()
@@ -589,6 +594,7 @@ fn copy_until_eof_copies_everything_and_counts_it() {
         let rest = pattern(300_000);
         let expected: Vec<u8> = [first.clone(), rest.clone()].concat();
         let watched = path.clone();
+        let settle = scaled(SETTLE);
         let writer = thread::spawn(move || -> Result<(), String> {
             let write_all = |data: &[u8]| -> Result<(), String> {
                 let mut off = 0;
@@ -606,7 +612,7 @@ fn copy_until_eof_copies_everything_and_counts_it() {
             // short read by then, with the write end still open.
             let start = Instant::now();
             while fs::metadata(&watched).map(|m| m.len()).unwrap_or(0) < first.len() as u64 {
-                if start.elapsed() > SETTLE {
+                if start.elapsed() > settle {
                     return Err("writer: the first bytes never reached the sink".into());
                 }
                 thread::sleep(Duration::from_millis(1));

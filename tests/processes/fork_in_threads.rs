@@ -12,10 +12,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{Pid, getpid};
 use oskata::processes::fork_in_threads::*;
-use oskata_harness::{body_pid, isolated, poll, procfs, student};
+use oskata_harness::{body_pid, isolated, poll, procfs, scaled, student};
 use rstest::rstest;
 
-/// How long the child may take to reach its wait on the pipe.
+/// How long the child may take to reach its wait on the pipe (before `scaled`).
 const PATIENCE: Duration = Duration::from_secs(5);
 
 /// What the test saw once the child was waiting on its pipe.
@@ -55,9 +55,9 @@ fn futex_wait_addr(pid: Pid) -> Option<u64> {
 
 /// Runs in `after_fork`: waits until the child waits on its pipe (then looks at it), or is
 /// stuck in a futex wait, which in a single-threaded process nothing can ever end (then says
-/// why and kills it, so the student's parent side can finish). Never panics: it runs inside
-/// the student's code, which still has threads to stop.
-fn watch(child: Pid, lock: &Mutex<()>) -> Watch {
+/// why and kills it, so the student's parent side can finish), giving up after `patience`.
+/// Never panics: it runs inside the student's code, which still has threads to stop.
+fn watch(child: Pid, lock: &Mutex<()>, patience: Duration) -> Watch {
     let start = Instant::now();
     loop {
         let state = procfs::state(child);
@@ -96,10 +96,10 @@ fn watch(child: Pid, lock: &Mutex<()>) -> Watch {
                 )
             });
         }
-        if start.elapsed() > PATIENCE {
+        if start.elapsed() > patience {
             let _ = kill(child, Signal::SIGKILL);
             return Watch::Stuck(format!(
-                "the child (pid {child}) neither waited on its pipe nor got stuck in a futex within {PATIENCE:?}; it \
+                "the child (pid {child}) neither waited on its pipe nor got stuck in a futex within {patience:?}; it \
                  was in state {state:?} (the test killed it)"
             ));
         }
@@ -116,9 +116,14 @@ struct Run {
 
 fn run(workers: usize, lock: &Mutex<()>) -> Run {
     let unlocked = lock_bytes(getpid(), lock).expect("the test reads its own memory");
+    // Scaled here, not in `watch`, which must not panic (on a bad OSKATA_DEADLINE_SCALE).
+    let patience = scaled(PATIENCE);
     let mut watched = None;
-    let result =
-        student(|| fork_in_threads(workers, lock, |child| watched = Some(watch(child, lock))));
+    let result = student(|| {
+        fork_in_threads(workers, lock, |child| {
+            watched = Some(watch(child, lock, patience))
+        })
+    });
     let look = match watched {
         Some(Watch::Stuck(why)) => panic!("{why}"),
         Some(Watch::Waiting(look)) => Some(look),

@@ -14,10 +14,11 @@ use nix::unistd::{ForkResult, Pid, fork, pause};
 use oskata::processes::process_groups::*;
 use oskata_harness::evidence::{process_table, state_word};
 use oskata_harness::procfs::{self, Stat};
-use oskata_harness::{body_pid, isolated, poll, student};
+use oskata_harness::{body_pid, isolated, poll, scaled, student};
 use rstest::rstest;
 
-/// How long the members of a signalled group may take to die: they need microseconds.
+/// How long the members of a signalled group may take to die (before `scaled`): they need
+/// microseconds.
 const DYING: Duration = Duration::from_secs(3);
 
 /// Calls the student's `spawn_group`.
@@ -201,7 +202,8 @@ fn a_group_signal_reaches_every_member_and_nothing_else(#[case] sig: Signal) {
 
         student(|| signal_group(leader, sig))
             .unwrap_or_else(|e| panic!("signal_group({leader}, {sig}) failed: {e}"));
-        let (statuses, alive) = reap_within(&target, DYING);
+        let dying = scaled(DYING);
+        let (statuses, alive) = reap_within(&target, dying);
         if !alive.is_empty() {
             let in_group = alive
                 .iter()
@@ -219,7 +221,7 @@ fn a_group_signal_reaches_every_member_and_nothing_else(#[case] sig: Signal) {
                 )
             };
             panic!(
-                "after signal_group({leader}, {sig}), {alive:?} of the group's members were still alive {DYING:?} \
+                "after signal_group({leader}, {sig}), {alive:?} of the group's members were still alive {dying:?} \
                  later: {why}.\nThe processes before the signal:\n{}Now:\n{}",
                 process_table(&before),
                 process_table(&stats(&alive))
@@ -290,5 +292,60 @@ fn group_0_is_refused_not_the_callers_own() {
             Err(Errno::EINVAL),
             "signal_group(0, ..) should refuse with EINVAL: 0 names no group (kill(0) would be the caller's own)"
         );
+    });
+}
+
+/// A pgid that `signal_group` must refuse besides 0: 1, and a negative number.
+#[derive(Debug, Clone, Copy)]
+enum NotAGroup {
+    /// Negated, 1 is -1: kill(-1, ..) signals every process the caller may signal.
+    One,
+    /// The bystander's pid, negated: negated again it is kill(pid, ..), that one process.
+    NegatedPid,
+}
+
+#[rstest]
+#[case::one(NotAGroup::One)]
+#[case::a_negated_pid(NotAGroup::NegatedPid)]
+fn other_pgids_of_1_or_less_are_refused(#[case] pgid: NotAGroup) {
+    isolated(|| {
+        // SIGURG, because a signal_group that lets 1 through sends kill(-1, SIGURG), to every
+        // process this user may signal, well beyond the test: SIGURG is ignored by default, so
+        // it harms none of them. Blocked here before the fork, so that the bystander inherits
+        // the block and a SIGURG sent to it stays pending in its /proc status, for the test to
+        // see, instead of being discarded.
+        let mut urg = SigSet::empty();
+        urg.add(Signal::SIGURG);
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&urg), None).expect("block SIGURG");
+        let beside = bystander();
+        asleep(&[beside]);
+        let (raw, means) = match pgid {
+            NotAGroup::One => (
+                1,
+                "kill(-1, ..), which signals every process the caller may signal".to_owned(),
+            ),
+            NotAGroup::NegatedPid => (
+                -beside.as_raw(),
+                format!("kill({beside}, ..), which signals the one process {beside}"),
+            ),
+        };
+        let got = student(|| signal_group(Pid::from_raw(raw), Signal::SIGURG));
+        let s = procfs::stat(beside).expect("read stat");
+        let pending = signal_pending(beside);
+        assert!(
+            s.state == 'S' && !pending,
+            "signal_group({raw}, SIGURG) signalled pid {beside}, a child of the test that is in no group it was \
+             asked to signal: it is {} {}. Negated, {raw} becomes {means}. A pgid of 1 or less names no group: \
+             refuse it with EINVAL before calling kill",
+            state_word(s.state),
+            if pending { "with SIGURG pending" } else { "" }
+        );
+        assert_eq!(
+            got,
+            Err(Errno::EINVAL),
+            "signal_group({raw}, ..) should refuse with EINVAL: a pgid of 1 or less names no group (negated, it \
+             would be {means})"
+        );
+        stop(&[beside]);
     });
 }

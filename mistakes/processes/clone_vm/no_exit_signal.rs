@@ -1,12 +1,15 @@
 //! Mistake: no SIGCHLD in clone's flags. A child whose exit signal is not SIGCHLD is a "clone
-//! child": waitpid without __WCLONE/__WALL fails with ECHILD and the child is never reaped.
+//! child": waitpid without __WCLONE/__WALL fails with ECHILD at once, and the function returns
+//! that error. (It still reaps the child with __WALL first, so that the child's stack is not
+//! freed while a CLONE_VM child may still be running on it.)
 use std::ffi::{c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, pipe, write};
 
 /// What [`clone_and_write`] saw.
@@ -90,6 +93,12 @@ pub fn clone_and_write(
     let looked = panic::catch_unwind(AssertUnwindSafe(|| while_child_waits(child)));
     let sent = write(&go_write, b"g");
     let status = waitpid(child, None);
+    // Plain waitpid does not see a clone child: ECHILD, at once, with the child perhaps still
+    // running. Only __WALL (or __WCLONE) waits for it; without this wait, `stack` and `args`
+    // would be freed under a CLONE_VM child. The ECHILD is still what this function returns.
+    if status == Err(Errno::ECHILD) {
+        let _ = waitpid(child, Some(WaitPidFlag::__WALL));
+    }
     drop((stack, go_read));
     if let Err(p) = looked {
         panic::resume_unwind(p);

@@ -1,5 +1,6 @@
 //! Mistake: no madvise(MADV_NOHUGEPAGE): the kernel may back the buffer with transparent huge
-//! pages, and then one fault stands for 512 pages, so fault counts no longer count pages.
+//! pages, so the parent's fill faults once per 2 MiB, and a kernel older than 5.8 copies a
+//! whole 2 MiB page on the child's first write to it: fault counts no longer count pages.
 use std::ffi::c_void;
 use std::fs::File;
 use std::io::{self, Read, Write};

@@ -48,7 +48,7 @@ pub fn fork_in_threads(
     let release = pipe()?;
     let stop = AtomicBool::new(false);
     let stop = &stop;
-    thread::scope(|s| {
+    let outcome = thread::scope(|s| {
         let (held_tx, held_rx) = mpsc::channel();
         let mut handles = vec![s.spawn(move || {
             let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -58,8 +58,9 @@ pub fn fork_in_threads(
         for _ in 1..workers {
             handles.push(s.spawn(move || park_until(stop)));
         }
-        // Fork only once the lock is really held by another thread.
-        let outcome = match held_rx.recv() {
+        // Fork only once the lock is really held by another thread. A panic on the way (from
+        // after_fork, say) is caught and kept: the threads must be stopped and joined first.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| match held_rx.recv() {
             Ok(()) => {
                 // The mistake: count the threads once, before fork, and let the child report
                 // that number, as if fork copied them all.
@@ -67,7 +68,7 @@ pub fn fork_in_threads(
                 fork_and_watch(lock, threads, after_fork, report, release)
             }
             Err(_) => Err(io::Error::other("the lock holder died")),
-        };
+        }));
         // Whatever happened, stop every thread and join it: the holder drops the guard.
         stop.store(true, Ordering::Release);
         for h in &handles {
@@ -77,7 +78,10 @@ pub fn fork_in_threads(
             let _ = h.join();
         }
         outcome
-    })
+    });
+    // Only now, with every thread joined, may a panic from after_fork go on: raised inside the
+    // scope, it would leave the workers parked, and the scope waits for them forever.
+    outcome.unwrap_or_else(|p| panic::resume_unwind(p))
 }
 
 type PipeEnds = (OwnedFd, OwnedFd);
@@ -129,8 +133,9 @@ fn child_side(lock: &Mutex<()>, threads: usize, report: OwnedFd, release: OwnedF
     // The holder's lock came along in the copied memory, locked, with no owner to unlock it:
     // lock() would wait forever, try_lock() tells.
     let held = matches!(lock.try_lock(), Err(TryLockError::WouldBlock));
-    let mut message = (threads as u64).to_ne_bytes().to_vec();
-    message.push(u8::from(held));
+    let mut message = [0u8; 9];
+    message[..8].copy_from_slice(&(threads as u64).to_ne_bytes());
+    message[8] = u8::from(held);
     if File::from(report).write_all(&message).is_err() {
         return 1;
     }
