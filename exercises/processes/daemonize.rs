@@ -5,17 +5,20 @@
 //! and never keep a file system busy or a pipe open by accident. Everything a process
 //! inherits ties it to its starter, so a daemon undoes those ties one by one:
 //!
-//! 1. **`umask(0)`**: the inherited file-creation mask would silently strip permission bits
-//!    from every file the daemon creates; with 0 it gets exactly the modes it asks for.
-//! 2. **`fork`, and the parent's side goes on**: the child is certainly not a process group
+//! 1. **`fork`, and the parent's side goes on**: the child is certainly not a process group
 //!    leader (its pid is new), which the next step requires.
-//! 3. **`setsid`** in that child: a new session (会话) and a new process group, both led by
+//! 2. **`setsid`** in that child: a new session (会话) and a new process group, both led by
 //!    the child, and **no controlling terminal** (控制终端). Signals from the old terminal
 //!    (SIGINT, SIGHUP...) can no longer reach it.
-//! 4. **`fork` again**, and the first child exits at once: the grandchild is in the new
+//! 3. **`fork` again**, and the first child exits at once: the grandchild is in the new
 //!    session but is *not its leader* (its sid is the first child's pid). Only a session
 //!    leader acquires a controlling terminal when it opens one, so the daemon can never get a
 //!    terminal back by accident. With one fork only, it could.
+//!
+//! Then, in the grandchild, which is the daemon:
+//!
+//! 4. **`umask(0)`**: the inherited file-creation mask would silently strip permission bits
+//!    from every file the daemon creates; with 0 it gets exactly the modes it asks for.
 //! 5. **`chdir("/")`**: the inherited working directory would keep its file system busy
 //!    (it could not be unmounted).
 //! 6. **Close every fd**: the daemon inherited all of its starter's fds (files, pipes, a
@@ -31,8 +34,9 @@
 //!
 //! Here the caller keeps running, unlike in a classic daemon(3) where the original process
 //! exits. So the caller's own state must not change (do umask, chdir and the closing in the
-//! child), and it must learn the daemon's pid: the first child knows it (its second fork
-//! returned it), so it can write it into a pipe made before the first fork, before it exits.
+//! daemon, after the forks), and it must learn the daemon's pid: the first child knows it (its
+//! second fork returned it), so it can write it into a pipe made before the first fork, before
+//! it exits.
 //! The caller reads the pid and then waits for the first child, which is its own child; it
 //! never waits for the daemon, which lives on.
 //!

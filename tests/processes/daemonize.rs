@@ -1,32 +1,51 @@
 //! processes/daemonize: a daemon (守护进程) detached from its caller. The test process gets a
 //! pseudo-terminal as its controlling terminal, sets umask 027, works in its scratch directory
 //! and opens extra fds (a file, a pipe, a copy at fd 321) before it calls `daemonize`. The
-//! daemon's task records its pid in a file and sleeps; the test then reads the daemon in
-//! `/proc` (stat: session, process group, tty_nr; status: Umask; the cwd link; the fd table),
-//! compares with its own, and finally kills and reaps it (the daemon was re-parented to the
-//! test process, a child subreaper).
+//! daemon's task records its pid in a file and stays alive until the test releases it (a file
+//! in the scratch directory) or until it sees its parent blocked in a wait for it
+//! (`poll::hold`), which it records: that record, not a timer, tells a daemon that never
+//! detached. The test reads the daemon in `/proc` (stat: session, process group, tty_nr;
+//! status: Umask; the cwd link; the fd table), compares with its own, and finally releases and
+//! reaps it (the daemon was re-parented to the test process, a child subreaper). One test also
+//! has the daemon open a new pseudo-terminal, to see whether it becomes its controlling terminal.
 use std::fs::{self, File};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{FcntlArg, fcntl};
-use nix::sys::signal::{Signal, kill};
-use nix::sys::stat::{Mode, umask};
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::sys::stat::{Mode, fstat, major, minor, umask};
 use nix::sys::wait::waitpid;
 use nix::unistd::{Pid, chdir, getpid, pipe};
 use oskata::processes::daemonize::*;
 use oskata_harness::evidence::{describe, state_word};
+use oskata_harness::poll::{self as wait_for, Held};
 use oskata_harness::procfs::{self, Fd, Stat};
-use oskata_harness::{Isolation, body_pid, scratch_dir, student};
+use oskata_harness::{Isolation, body_pid, scaled, scratch_dir, student};
 
-/// How long the daemon's task keeps it alive: far longer than a correct test needs, short
-/// enough that a caller that waits for the daemon comes back well before the deadline.
-const LIFETIME: Duration = Duration::from_secs(5);
 /// The caller's umask, which the daemon must not keep.
 const CALLER_UMASK: u32 = 0o027;
 /// The fd number of the extra copy the test opens high up.
 const HIGH_FD: i32 = 321;
+/// The file the daemon's task writes its pid into once it runs.
+const READY: &str = "daemon-ready";
+/// The file whose existence releases the daemon's task.
+const RELEASE: &str = "daemon-release";
+/// The file the task writes when it saw its parent wait for it: "waited-on by pid N".
+const WAITED_ON: &str = "daemon-waited-on";
+/// The file the terminal probe writes: "<tty_nr before> <tty_nr after> <major>:<minor>".
+const TERMINAL: &str = "daemon-terminal";
+
+/// What the daemon's task does before it reports ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Nothing: the daemon just runs.
+    Nothing,
+    /// Opens a new pseudo-terminal, without O_NOCTTY, and records its tty_nr before and after.
+    OpenTerminal,
+}
 
 /// Everything the test saw, taken while the daemon ran its task.
 struct Seen {
@@ -37,10 +56,14 @@ struct Seen {
     fds: Vec<Fd>,
     caller: Stat,
     caller_umask: Option<u32>,
+    /// The caller's working directory, with symlinks resolved.
     caller_cwd: PathBuf,
+    /// The scratch directory, with symlinks resolved.
     scratch: PathBuf,
     /// The caller's children right after `daemonize` returned.
     caller_children: Vec<Stat>,
+    /// What the terminal probe recorded, if it ran.
+    terminal: Option<String>,
 }
 
 impl Seen {
@@ -52,25 +75,83 @@ impl Seen {
 
 /// Runs isolated with a controlling terminal, so that losing it can be seen.
 fn isolated_with_terminal(body: impl FnOnce()) {
-    Isolation::new()
-        .controlling_terminal()
-        .deadline(Duration::from_secs(15))
-        .run(body)
+    Isolation::new().controlling_terminal().run(body)
 }
 
-/// The daemon's task: record its pid (atomically, by rename) and stay alive a while.
-fn task(ready: &Path, caller: Pid) {
+/// Opens a new pseudo-terminal (pty(7)) the way a careless daemon might: its slave side by
+/// name, without O_NOCTTY. Returns "<tty_nr before> <tty_nr after> <major>:<minor>", or
+/// "error: ..." if the terminal could not be opened. SIGHUP is ignored first: a daemon that
+/// does acquire the terminal would get a hang-up when the test closes it again.
+fn open_new_terminal() -> String {
+    let me = getpid();
+    let tty_nr = || procfs::stat(me).map(|s| s.tty_nr);
+    let probe = || -> Result<String, String> {
+        // SAFETY: SIG_IGN runs no code in this process.
+        unsafe { signal(Signal::SIGHUP, SigHandler::SigIgn) }.map_err(|e| e.to_string())?;
+        let before = tty_nr().map_err(|e| e.to_string())?;
+        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).map_err(|e| e.to_string())?;
+        grantpt(&master).map_err(|e| e.to_string())?;
+        unlockpt(&master).map_err(|e| e.to_string())?;
+        let name = ptsname_r(&master).map_err(|e| e.to_string())?;
+        let slave = open(name.as_str(), OFlag::O_RDWR, Mode::empty()).map_err(|e| e.to_string())?;
+        let rdev = fstat(&slave).map_err(|e| e.to_string())?.st_rdev;
+        let after = tty_nr().map_err(|e| e.to_string())?;
+        drop(slave);
+        drop(master);
+        Ok(format!("{before} {after} {}:{}", major(rdev), minor(rdev)))
+    };
+    probe().unwrap_or_else(|e| format!("error: {e}"))
+}
+
+/// The daemon's task: probe if asked, record its pid (atomically, by rename), then stay alive
+/// until the test releases it or its parent is seen waiting for it, and record the latter.
+fn task(scratch: &Path, caller: Pid, probe: Probe) {
     let me = getpid();
     assert_ne!(
         me, caller,
         "the task ran in the calling process {caller}: daemonize must run it in the daemon (the grandchild) \
          and return in the caller at once"
     );
+    if probe == Probe::OpenTerminal {
+        let _ = fs::write(scratch.join(TERMINAL), open_new_terminal());
+    }
+    let ready = scratch.join(READY);
     let tmp = ready.with_extension("tmp");
     if fs::write(&tmp, me.to_string()).is_ok() {
-        let _ = fs::rename(&tmp, ready);
+        let _ = fs::rename(&tmp, &ready);
     }
-    std::thread::sleep(LIFETIME);
+    let release = scratch.join(RELEASE);
+    if let Held::WaitedOnBy(waiter) = wait_for::hold(|| release.exists()) {
+        let _ = fs::write(
+            scratch.join(WAITED_ON),
+            format!("waited-on by pid {waiter}"),
+        );
+    }
+}
+
+/// The pid the daemon recorded as waiting for it, if it saw one.
+fn waiter(scratch: &Path) -> Option<Pid> {
+    let text = fs::read_to_string(scratch.join(WAITED_ON)).ok()?;
+    let pid = text.trim().rsplit(' ').next()?.parse().ok()?;
+    Some(Pid::from_raw(pid))
+}
+
+/// Fails, naming the waiter, if the daemon recorded that a parent waited for it.
+fn assert_nobody_waited(scratch: &Path, pid: Pid, caller: Pid) {
+    let Some(waiter) = waiter(scratch) else {
+        return;
+    };
+    let who = if waiter == caller {
+        format!("the caller (the test process {caller}, which adopted it)")
+    } else {
+        format!("its parent (pid {waiter}, the first child, whose second fork made it)")
+    };
+    panic!(
+        "the daemon (pid {pid}) never detached: it saw {who} asleep in waitpid for it (/proc/{waiter}/syscall) \
+         while its task was still running, and ended so that the test would not hang. Nobody may wait for a \
+         daemon, which lives on. daemonize should return at once: the first child exits right after its second \
+         fork, and the caller waits for the first child only."
+    );
 }
 
 /// Extra fds in the caller, as a daemon's starter may have them: a file, a pipe, a high copy.
@@ -83,31 +164,31 @@ fn open_extra_fds(scratch: &Path) -> Vec<OwnedFd> {
     vec![file.into(), r, w, high]
 }
 
-/// Calls `daemonize`, waits until the daemon runs its task, reads it in `/proc`, then kills
+/// Calls `daemonize`, waits until the daemon runs its task, reads it in `/proc`, then releases
 /// and reaps it. Panics with the evidence if the daemon does not come up as one.
-fn start() -> Seen {
+fn start(probe: Probe) -> Seen {
     let me = body_pid().expect("inside isolated()");
     let scratch = scratch_dir();
     umask(Mode::from_bits_truncate(CALLER_UMASK));
     chdir(&scratch).expect("chdir to the scratch directory");
     let extra = open_extra_fds(&scratch);
-    let ready = scratch.join("daemon-ready");
-    let for_task = ready.clone();
+    let ready = scratch.join(READY);
+    let for_task = scratch.clone();
 
-    let started = Instant::now();
-    let pid = student(|| daemonize(move || task(&for_task, me)))
+    let pid = student(|| daemonize(move || task(&for_task, me, probe)))
         .unwrap_or_else(|e| panic!("daemonize failed: {e}"));
-    let took = started.elapsed();
     let caller_children = procfs::children(me);
 
     // The task writes the file as soon as the daemon is set up.
+    let limit = scaled(Duration::from_secs(5));
+    let returned = Instant::now();
     let task_pid = loop {
         if let Ok(text) = fs::read_to_string(&ready) {
             break text.trim().parse::<i32>().expect("a pid in the ready file");
         }
-        if started.elapsed() > took + Duration::from_secs(5) {
+        if returned.elapsed() > limit {
             panic!(
-                "daemonize returned {pid}, but no daemon ran the task within 5 s (it writes {} first thing). \
+                "daemonize returned {pid}, but no daemon ran the task within {limit:?} (it writes {} first thing). \
                  What the kernel shows:\n{}",
                 ready.display(),
                 describe(&procfs::descendants(me))
@@ -123,23 +204,21 @@ fn start() -> Seen {
     );
     let stat = match procfs::stat(pid) {
         Ok(s) if s.state != 'Z' => s,
-        _ if took >= LIFETIME => panic!(
-            "daemonize returned after {took:?}, only once the daemon (pid {pid}) had already ended: its task \
-             keeps it alive for {LIFETIME:?}, so the caller (or the first child) waited for the daemon. It \
-             never detached. daemonize should return at once: the first child exits right after its second \
-             fork, and the caller waits for the first child only"
-        ),
-        other => panic!(
-            "the daemon (pid {pid}) ran its task but is gone ({}) before the test could look at it: it should \
-             live on, running its task",
-            other.map_or("no /proc entry".into(), |s| state_word(s.state))
-        ),
+        other => {
+            assert_nobody_waited(&scratch, pid, me);
+            panic!(
+                "the daemon (pid {pid}) ran its task but is gone ({}) before the test could look at it: it should \
+                 live on, running its task until the test lets it go",
+                other.map_or("no /proc entry".into(), |s| state_word(s.state))
+            )
+        }
     };
     let status = procfs::status(pid).expect("read the daemon's status");
     let cwd = procfs::cwd(pid)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|e| format!("(unreadable: {e})"));
     let fds = procfs::fds(pid).expect("read the daemon's fds");
+    let resolved = |p: PathBuf| fs::canonicalize(&p).unwrap_or(p);
     let seen = Seen {
         pid,
         stat,
@@ -150,12 +229,15 @@ fn start() -> Seen {
         caller_umask: procfs::status(me)
             .expect("read the caller's status")
             .umask(),
-        caller_cwd: std::env::current_dir().expect("the caller's cwd"),
-        scratch,
+        caller_cwd: resolved(std::env::current_dir().expect("the caller's cwd")),
+        scratch: resolved(scratch.clone()),
         caller_children,
+        terminal: fs::read_to_string(scratch.join(TERMINAL)).ok(),
     };
-    // The daemon was re-parented to this process (a child subreaper): stop and reap it.
-    let _ = kill(pid, Signal::SIGKILL);
+    assert_nobody_waited(&scratch, pid, me);
+    // Release the daemon first, then reap it: it was re-parented to this process (a child
+    // subreaper), and seeing this process wait for it before the release would end it early.
+    File::create(scratch.join(RELEASE)).expect("create the release file");
     let _ = waitpid(pid, None);
     drop(extra);
     seen
@@ -164,7 +246,7 @@ fn start() -> Seen {
 #[test]
 fn returns_the_daemons_pid_and_reaps_the_first_child() {
     isolated_with_terminal(|| {
-        let s = start();
+        let s = start(Probe::Nothing);
         if let Some(kid) = s.caller_children.iter().find(|k| k.pid != s.pid.as_raw()) {
             panic!(
                 "pid {}, in state {}, was still a child of the caller when daemonize returned: the first child \
@@ -181,7 +263,7 @@ fn returns_the_daemons_pid_and_reaps_the_first_child() {
 #[test]
 fn has_a_session_of_its_own_and_does_not_lead_it() {
     isolated_with_terminal(|| {
-        let s = start();
+        let s = start(Probe::Nothing);
         let (pid, sid) = (s.pid.as_raw(), s.stat.session);
         assert_ne!(
             sid,
@@ -211,7 +293,7 @@ fn has_a_session_of_its_own_and_does_not_lead_it() {
 #[test]
 fn has_no_controlling_terminal() {
     isolated_with_terminal(|| {
-        let s = start();
+        let s = start(Probe::Nothing);
         assert_ne!(
             s.caller.tty_nr, 0,
             "the test process should have a controlling terminal (harness problem)"
@@ -234,7 +316,7 @@ fn has_no_controlling_terminal() {
 #[test]
 fn works_from_root_with_umask_0_and_leaves_the_caller_alone() {
     isolated_with_terminal(|| {
-        let s = start();
+        let s = start(Probe::Nothing);
         assert_eq!(
             s.cwd, "/",
             "the daemon (pid {}) works in {} (/proc/{}/cwd), the directory it inherited: chdir(\"/\") so it keeps \
@@ -266,7 +348,7 @@ fn works_from_root_with_umask_0_and_leaves_the_caller_alone() {
 #[test]
 fn keeps_only_dev_null_on_0_1_2() {
     isolated_with_terminal(|| {
-        let s = start();
+        let s = start(Probe::Nothing);
         let pid = s.pid;
         let table: Vec<String> = s
             .fds
@@ -303,5 +385,48 @@ fn keeps_only_dev_null_on_0_1_2() {
                 Some(_) => {}
             }
         }
+    });
+}
+
+#[test]
+fn cannot_acquire_a_controlling_terminal() {
+    isolated_with_terminal(|| {
+        let s = start(Probe::OpenTerminal);
+        let pid = s.pid;
+        let record = s
+            .terminal
+            .as_deref()
+            .expect("the daemon's terminal probe left no record (a harness problem)");
+        if let Some(e) = record.strip_prefix("error: ") {
+            panic!(
+                "the daemon (pid {pid}) could not open a new pseudo-terminal to probe with ({e}): this test needs \
+                 /dev/ptmx and devpts, which the harness also uses"
+            );
+        }
+        let words: Vec<&str> = record.split_whitespace().collect();
+        let [before, after, device] = words[..] else {
+            panic!("the daemon's terminal probe wrote {record:?} (a harness problem)")
+        };
+        let (before, after): (i32, i32) = (
+            before.parse().expect("tty_nr before"),
+            after.parse().expect("tty_nr after"),
+        );
+        assert_eq!(
+            before, 0,
+            "the daemon (pid {pid}) still has a controlling terminal (tty_nr {before} in /proc/{pid}/stat) before \
+             it opens any: it kept the caller's. setsid() in the first child starts a new session without one."
+        );
+        assert_eq!(
+            after,
+            0,
+            "the daemon (pid {pid}) is the leader of its session (sid {}), so a terminal it opens takes hold of it: \
+             it opened a new pseudo-terminal (device {device}) without O_NOCTTY, and tty_nr in /proc/{pid}/stat went \
+             from 0 to {after}. The first terminal a session leader without one opens becomes its controlling \
+             terminal (open(2), O_NOCTTY; ioctl_tty(2), TIOCSCTTY), and with it come the terminal's Ctrl-C and \
+             hang-up. Fork a second time after setsid() and let the first child exit: the grandchild is in the new \
+             session without leading it, so no terminal it opens can become its controlling terminal.\n{}",
+            s.stat.session,
+            s.table()
+        );
     });
 }

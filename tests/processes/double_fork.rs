@@ -2,40 +2,62 @@
 //! child, keeps no zombie, and the grandchild is adopted (by the test process, a subreaper).
 //!
 //! The task sends its pid and parent's pid through a pipe, then stays alive until the test
-//! releases it, at most 3 s, and finally writes a marker file. So, observed rather than
-//! claimed:
-//! - a caller that waited for the grandchild (in the middle child or itself) returns only
-//!   after those 3 s, with the grandchild already gone: caught with its time, no hang;
+//! releases it (a byte on a pipe) or until it sees its parent blocked in a wait for it
+//! (`poll::hold`), and records which of the two ended it. No timer decides anything:
+//! - a caller that waited for the grandchild (in the middle child or itself) is caught by
+//!   that record, which names the waiting process from `/proc/<pid>/syscall`; the task then
+//!   exits, so the wrong caller returns instead of hanging;
+//! - a caller that did not reap the middle child leaves it a zombie, which `/proc` shows;
 //! - a correct caller returns while the grandchild still runs: `/proc` shows it alive, with
 //!   the test process as its parent, and no zombie among the caller's children;
-//! - after the release, the marker proves the task ran to its end.
+//! - after the release, a marker file proves the task ran to its end.
 use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, poll};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid, getppid, pipe, write};
 use oskata::processes::double_fork::*;
 use oskata_harness::evidence::{self, state_word};
-use oskata_harness::{body_pid, isolated, poll as wait_for, procfs, scratch_dir, student};
+use oskata_harness::poll::{self as wait_for, Held};
+use oskata_harness::{body_pid, isolated, procfs, scaled, scratch_dir, student};
 
-/// How long the task waits for the test to release it.
-const TASK_LIMIT_MS: u16 = 3000;
+/// The file the task writes when it ran to its end after the release.
+const RAN: &str = "ran";
+/// The file the task writes when it saw its parent wait for it: "waited-on by pid N".
+const WAITED_ON: &str = "waited-on";
 
-/// The task: report (pid, ppid), wait for the release (at most [`TASK_LIMIT_MS`]), write the
-/// marker. Runs in whatever process the code under test calls it in.
+/// Whether `fd` has something to read (or its writers are gone) right now.
+fn readable(fd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}
+
+/// The task: report (pid, ppid), stay alive until the release or until the parent is seen
+/// waiting for it, and record which. Runs in whatever process the code under test calls it in.
 fn task(report: OwnedFd, release: OwnedFd) -> impl FnOnce() {
     move || {
         let mut words = [0u8; 8];
         words[..4].copy_from_slice(&getpid().as_raw().to_ne_bytes());
         words[4..].copy_from_slice(&getppid().as_raw().to_ne_bytes());
         let _ = write(&report, &words);
-        let mut fds = [PollFd::new(release.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(&mut fds, TASK_LIMIT_MS);
-        let _ = fs::write(scratch_dir().join("ran"), format!("done {}", getpid()));
+        let _ = match wait_for::hold(|| readable(&release)) {
+            Held::Released => fs::write(scratch_dir().join(RAN), format!("done {}", getpid())),
+            Held::WaitedOnBy(waiter) => fs::write(
+                scratch_dir().join(WAITED_ON),
+                format!("waited-on by pid {waiter}"),
+            ),
+        };
     }
+}
+
+/// The pid the task recorded as waiting for it, if it saw one.
+fn waiter() -> Option<Pid> {
+    let text = fs::read_to_string(scratch_dir().join(WAITED_ON)).ok()?;
+    let pid = text.trim().rsplit(' ').next()?.parse().ok()?;
+    Some(Pid::from_raw(pid))
 }
 
 /// The caller's children and the rest of its tree, for messages.
@@ -49,18 +71,21 @@ fn run_once() {
     let me = body_pid().expect("inside isolated()");
     let (report_r, report_w): (OwnedFd, OwnedFd) = pipe().expect("pipe");
     let (release_r, release_w): (OwnedFd, OwnedFd) = pipe().expect("pipe");
-    let start = Instant::now();
     let middle = student(|| spawn_detached(task(report_w, release_r)))
         .unwrap_or_else(|e| panic!("spawn_detached failed: {e}"));
-    let took = start.elapsed();
 
     // The task ran somewhere: it sent its pid and its parent's pid first thing.
+    let limit = scaled(Duration::from_secs(5));
     let mut fds = [PollFd::new(report_r.as_fd(), PollFlags::POLLIN)];
-    let ready = poll(&mut fds, 5000u16).unwrap_or(0);
+    let ready = poll(
+        &mut fds,
+        PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX),
+    )
+    .unwrap_or(0);
     assert!(
         ready > 0,
-        "the task never started: within 5 s nothing came from it (it sends its pid first thing). The grandchild \
-         should call task().\n{}",
+        "the task never started: within {limit:?} nothing came from it (it sends its pid first thing). The \
+         grandchild should call task().\n{}",
         tree()
     );
     let mut words = [0u8; 8];
@@ -85,7 +110,44 @@ fn run_once() {
          spawn_detached returned (or, if that one had already exited, the test process {me} that adopted it)"
     );
 
-    // The caller must not have waited for the task: the grandchild still runs, adopted.
+    // The middle child exits at once: wait until it has (gone if reaped, a zombie if not).
+    let end = wait_for::until(
+        Duration::from_secs(5),
+        &format!("the middle child {middle} to exit"),
+        || match procfs::state(middle) {
+            None => Some(None),
+            Some('Z') => Some(Some('Z')),
+            Some(_) => None,
+        },
+    );
+    // Nobody may have waited for the grandchild: the task records it if its parent did.
+    if let Some(waiter) = waiter() {
+        let who = if waiter == middle {
+            format!("the middle child {middle}")
+        } else if waiter == me {
+            format!("the caller (the test process {me}, which adopted the grandchild)")
+        } else {
+            format!("pid {waiter}")
+        };
+        panic!(
+            "{who} waited for the grandchild {grandchild}: the task saw its parent asleep in waitpid for it \
+             (/proc/{waiter}/syscall), while its work was not done, and then ended so that the test would not \
+             hang. That brings back the very wait a double fork avoids: the middle child exits right after its \
+             fork, without waiting, and nobody waits for the grandchild; the orphan is adopted and reaped by its \
+             adopter.\n{}",
+            tree()
+        );
+    }
+    if end.is_some() {
+        panic!(
+            "pid {middle}, the middle child, is a zombie (state Z) after spawn_detached returned: it exited but \
+             nobody called waitpid on it. It is the caller's own child: reap it (it exits at once, so that wait is \
+             short).\n{}",
+            tree()
+        );
+    }
+
+    // The middle child is gone, so the grandchild, still running its task, has been adopted.
     match procfs::stat(grandchild) {
         Ok(stat) if stat.state != 'Z' => assert_eq!(
             stat.ppid,
@@ -96,37 +158,15 @@ fn run_once() {
             stat.ppid,
             tree()
         ),
-        _ if took < Duration::from_millis(TASK_LIMIT_MS.into()) => panic!(
-            "the grandchild {grandchild} is already gone or dead {took:.1?} after spawn_detached was called, though \
-             its task runs until the test releases it: something ended or reaped it early.\n{}",
+        other => panic!(
+            "the grandchild {grandchild} is {} after spawn_detached returned, though its task runs until the test \
+             releases it (or until its parent waits for it, which it would have recorded): something ended or \
+             reaped it early.\n{}",
+            other.map_or("gone".into(), |s| state_word(s.state)),
             tree()
-        ),
-        _ => panic!(
-            "spawn_detached returned after {took:.1?}, and by then the grandchild {grandchild} had finished its task \
-             (which runs until the test releases it, at most 3 s) and was gone or dead: spawn_detached waited for \
-             the grandchild, in the middle child or in the caller. That brings back the very wait a double fork \
-             avoids: the middle child exits right after its fork, and nobody waits for the grandchild."
         ),
     }
 
-    // The middle child must be reaped: gone, not a zombie.
-    let end = wait_for::until(
-        Duration::from_secs(5),
-        &format!("the middle child {middle} to exit"),
-        || match procfs::state(middle) {
-            None => Some(None),
-            Some('Z') => Some(Some('Z')),
-            Some(_) => None,
-        },
-    );
-    if end.is_some() {
-        panic!(
-            "pid {middle}, the middle child, is a zombie (state Z) after spawn_detached returned: it exited but \
-             nobody called waitpid on it. It is the caller's own child: reap it (it exits at once, so that wait is \
-             short).\n{}",
-            tree()
-        );
-    }
     let kids: Vec<String> = procfs::children(me)
         .iter()
         .filter(|k| k.pid != grandchild.as_raw())
@@ -147,13 +187,13 @@ fn run_once() {
         WaitStatus::Exited(grandchild, 0),
         "the grandchild should leave with _exit(0) once the task returns"
     );
-    let marker = fs::read_to_string(scratch_dir().join("ran")).unwrap_or_default();
+    let marker = fs::read_to_string(scratch_dir().join(RAN)).unwrap_or_default();
     assert_eq!(
         marker,
         format!("done {grandchild}"),
         "the task did not run to its end in the grandchild {grandchild}"
     );
-    let _ = fs::remove_file(scratch_dir().join("ran"));
+    let _ = fs::remove_file(scratch_dir().join(RAN));
 }
 
 #[test]

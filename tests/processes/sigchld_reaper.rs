@@ -15,19 +15,20 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, poll};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{
     ForkResult, Pid, dup, dup2_stderr, dup2_stdout, fork, getpid, pipe, read, write,
 };
 use oskata::processes::sigchld_reaper::*;
-use oskata_harness::{body_pid, isolated, poll as wait_for, procfs, scratch_dir, student};
+use oskata_harness::poll::{self as wait_for, Held};
+use oskata_harness::{body_pid, isolated, procfs, scaled, scratch_dir, student};
 use rstest::rstest;
 
 /// The global allocator of this test binary: the system allocator, counting calls while armed.
@@ -268,43 +269,68 @@ fn handler_does_only_async_signal_safe_work() {
     });
 }
 
+/// The file the keeper writes when it saw its parent wait for it: "waited-on by pid N".
+const WAITED_ON: &str = "keeper-waited-on";
+
+/// The pid the keeper recorded as waiting for it, if it saw one.
+fn waiter() -> Option<Pid> {
+    let text = fs::read_to_string(scratch_dir().join(WAITED_ON)).ok()?;
+    let pid = text.trim().rsplit(' ').next()?.parse().ok()?;
+    Some(Pid::from_raw(pid))
+}
+
 #[test]
 fn handler_never_blocks() {
     isolated(|| {
         install();
-        // A child of the test that keeps running until the test closes its pipe (at most 2 s).
+        // A child of the test that keeps running until the test closes its pipe, or until it
+        // sees its parent (the test process, in the handler) blocked waiting for it. It records
+        // the latter, and exits so that a blocking handler returns and can be named.
         let (read_end, write_end): (OwnedFd, OwnedFd) = pipe().expect("pipe");
-        // SAFETY: the test process is single-threaded; the child only polls a pipe and exits.
+        // SAFETY: the test process is single-threaded; the child only polls a pipe and /proc,
+        // writes a file and exits.
         let keeper = match unsafe { fork() }.expect("fork") {
             ForkResult::Child => {
                 drop(write_end);
-                let mut fds = [PollFd::new(read_end.as_fd(), PollFlags::POLLIN)];
-                let _ = poll(&mut fds, 2000u16);
+                let released = || {
+                    let mut fds = [PollFd::new(read_end.as_fd(), PollFlags::POLLIN)];
+                    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+                };
+                if let Held::WaitedOnBy(waiter) = wait_for::hold(released) {
+                    let _ = fs::write(
+                        scratch_dir().join(WAITED_ON),
+                        format!("waited-on by pid {waiter}"),
+                    );
+                }
                 // SAFETY: _exit ends the child at once.
                 unsafe { libc::_exit(0) }
             }
             ForkResult::Parent { child } => child,
         };
         drop(read_end);
-        wait_for::until(
-            Duration::from_secs(5),
-            "the running child to block in poll",
-            || (procfs::state(keeper) == Some('S')).then_some(()),
-        );
         let pids = exit_together(5);
         let start = Instant::now();
         unblock_sigchld();
         let took = start.elapsed();
-        if procfs::state(keeper).is_none() {
+        if let Some(waiter) = waiter() {
             panic!(
-                "the SIGCHLD handler blocked: unblocking SIGCHLD returned only after {took:.1?}, once pid {keeper}, a \
-                 child that was still running when the signal came, had exited and the handler had reaped it. A \
-                 handler must never block (the program it interrupted stands still meanwhile): use \
+                "the SIGCHLD handler blocked: pid {keeper}, a child that was still running when the signal came, \
+                 saw its parent, the test process {waiter}, asleep in waitpid for it (/proc/{waiter}/syscall) while \
+                 the handler ran, and exited so that the test could go on; unblocking SIGCHLD returned after \
+                 {took:.1?}. A handler must never block (the program it interrupted stands still meanwhile): use \
                  waitpid(-1, WNOHANG), which returns 0 at once when every child left is still running."
             );
         }
+        if procfs::state(keeper).is_none() {
+            panic!(
+                "pid {keeper}, a child that was still running when SIGCHLD came, is gone after the handler ran \
+                 (unblocking SIGCHLD took {took:.1?}), though it runs until the test lets it go: the handler must \
+                 reap only children that have exited, with waitpid(-1, WNOHANG), and never block or end the others."
+            );
+        }
         assert_all_reaped(&pids, 5);
-        // Let the last child go: the handler reaps it when it exits.
+        // Let the last child go (before anything could wait for it): the handler reaps it when
+        // it exits.
         drop(write_end);
         wait_for::until(
             Duration::from_secs(5),
@@ -326,6 +352,10 @@ fn interrupted_read_is_restarted() {
         let me = getpid();
         let (data_r, data_w): (OwnedFd, OwnedFd) = pipe().expect("pipe");
         let (pid_r, pid_w): (OwnedFd, OwnedFd) = pipe().expect("pipe");
+        let data_fd = data_r.as_raw_fd();
+        // How long a child waits for its event before it acts anyway (the test then fails on
+        // what it sees, instead of hanging).
+        let limit = scaled(Duration::from_secs(5));
         // The writer: learns the other child's pid, waits until that child is gone (reaped by
         // the handler, which ran during the test's read), then sends one byte.
         // SAFETY: the test process is single-threaded; the children only read /proc and pipes,
@@ -337,7 +367,7 @@ fn interrupted_read_is_restarted() {
                 let _ = File::from(pid_r).read_exact(&mut raw);
                 let other = Pid::from_raw(i32::from_ne_bytes(raw));
                 let start = Instant::now();
-                while procfs::state(other).is_some() && start.elapsed() < Duration::from_secs(5) {
+                while procfs::state(other).is_some() && start.elapsed() < limit {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 let _ = write(&data_w, b"!");
@@ -346,12 +376,13 @@ fn interrupted_read_is_restarted() {
             }
             ForkResult::Parent { child } => child,
         };
-        // The other child: exits once the test is asleep in read(2), so SIGCHLD lands there.
+        // The other child: exits once the test is asleep in read(2) on the data pipe, so that
+        // SIGCHLD lands there.
         // SAFETY: as above.
         let exiter = match unsafe { fork() }.expect("fork") {
             ForkResult::Child => {
                 let start = Instant::now();
-                while procfs::state(me) != Some('S') && start.elapsed() < Duration::from_secs(5) {
+                while procfs::blocked_read_fd(me) != Some(data_fd) && start.elapsed() < limit {
                     std::thread::sleep(Duration::from_micros(200));
                 }
                 // SAFETY: _exit ends the child at once.
@@ -361,7 +392,6 @@ fn interrupted_read_is_restarted() {
         };
         write(&pid_w, &exiter.as_raw().to_ne_bytes()).expect("send the pid");
         drop((pid_r, pid_w, data_w));
-        // From here to the read nothing sleeps, so the exiter sees state S only inside read.
         let mut byte = [0u8; 1];
         let got = read(&data_r, &mut byte);
         if got == Err(Errno::EINTR) {

@@ -9,7 +9,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 /// touch.
 static REAPED: AtomicUsize = AtomicUsize::new(0);
 
-/// The `SIGCHLD` handler: reaps every exited child, counts them, keeps `errno`.
+/// The `SIGCHLD` handler: reaps every exited child and counts them (and leaves `errno` changed).
 extern "C" fn on_sigchld(_signal: libc::c_int) {
     // One signal may stand for many children: loop until none is left to reap.
     loop {
@@ -30,8 +30,9 @@ pub fn install_reaper() -> nix::Result<()> {
         SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
         SigSet::empty(),
     );
-    // SAFETY: the handler only calls waitpid, updates an atomic and saves/restores errno, all
-    // async-signal-safe.
+    // SAFETY: not met, and that is this file's mistake: the handler only calls waitpid and
+    // updates an atomic (both async-signal-safe), but it leaves waitpid's errno behind in place
+    // of the errno of the code it interrupted.
     unsafe { sigaction(Signal::SIGCHLD, &action) }?;
     Ok(())
 }

@@ -10,7 +10,8 @@ use nix::unistd::Pid;
 /// Children reaped by the handler.
 static REAPED: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
 
-/// The `SIGCHLD` handler: reaps every exited child, counts them, keeps `errno`.
+/// The `SIGCHLD` handler: reaps every exited child, records its pid in a locked `Vec`, keeps
+/// `errno`.
 extern "C" fn on_sigchld(_signal: libc::c_int) {
     let saved = Errno::last_raw();
     // One signal may stand for many children: loop until none is left to reap.
@@ -35,8 +36,9 @@ pub fn install_reaper() -> nix::Result<()> {
         SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
         SigSet::empty(),
     );
-    // SAFETY: the handler only calls waitpid, updates an atomic and saves/restores errno, all
-    // async-signal-safe.
+    // SAFETY: not met, and that is this file's mistake: besides waitpid and saving errno (both
+    // async-signal-safe), the handler locks a Mutex and pushes into a Vec, which may allocate:
+    // a signal that lands while the program holds that lock or is inside malloc can deadlock it.
     unsafe { sigaction(Signal::SIGCHLD, &action) }?;
     Ok(())
 }

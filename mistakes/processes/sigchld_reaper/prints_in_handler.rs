@@ -10,7 +10,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 /// touch.
 static REAPED: AtomicUsize = AtomicUsize::new(0);
 
-/// The `SIGCHLD` handler: reaps every exited child, counts them, keeps `errno`.
+/// The `SIGCHLD` handler: reaps every exited child, prints and counts each, keeps `errno`.
 extern "C" fn on_sigchld(_signal: libc::c_int) {
     let saved = Errno::last_raw();
     // One signal may stand for many children: loop until none is left to reap.
@@ -34,8 +34,9 @@ pub fn install_reaper() -> nix::Result<()> {
         SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
         SigSet::empty(),
     );
-    // SAFETY: the handler only calls waitpid, updates an atomic and saves/restores errno, all
-    // async-signal-safe.
+    // SAFETY: not met, and that is this file's mistake: besides waitpid, an atomic and saving
+    // errno (all async-signal-safe), the handler calls println!, which takes stdout's lock and
+    // may allocate, so a signal that lands while the program prints can deadlock it.
     unsafe { sigaction(Signal::SIGCHLD, &action) }?;
     Ok(())
 }
