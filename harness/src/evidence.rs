@@ -177,10 +177,38 @@ fn stuck_readers(
     out
 }
 
-/// Everything about a set of processes: the table, then fds and pipes.
+/// One sentence for each process asleep in `wait4`/`waitid` on a child that is still alive
+/// (read from `/proc/<pid>/syscall`, see [`procfs::waits_for`]): at a deadline, the usual
+/// reason a parent stands still is that it waits for a process that was meant to run on.
+pub fn stuck_waiters(procs: &[Stat]) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in procs.iter().filter(|p| p.state == 'S') {
+        let waiter = Pid::from_raw(w.pid);
+        let awaited: Vec<String> = procs
+            .iter()
+            .filter(|c| c.state != 'Z' && procfs::waits_for(waiter, c))
+            .map(|c| format!("pid {} ({})", c.pid, state_word(c.state)))
+            .collect();
+        if !awaited.is_empty() {
+            out.push(format!(
+                "pid {} is blocked in waitpid (wait4/waitid) on a child that has not exited: {}",
+                w.pid,
+                awaited.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// Everything about a set of processes: the table, then fds and pipes, then who is blocked
+/// waiting for whom.
 pub fn describe(procs: &[Stat]) -> String {
     if procs.is_empty() {
         return "  (no processes)\n".into();
     }
-    format!("{}{}", process_table(procs), fd_tables(procs))
+    let mut out = format!("{}{}", process_table(procs), fd_tables(procs));
+    for line in stuck_waiters(procs) {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
 }

@@ -98,6 +98,34 @@ fn a_reader_that_holds_its_own_write_end_is_explained_at_the_deadline() {
 }
 
 #[test]
+fn a_parent_waiting_for_a_child_that_runs_on_is_explained_at_the_deadline() {
+    let r = Isolation::new()
+        .deadline(Duration::from_secs(1))
+        .report(|| {
+            // SAFETY: single-threaded body; the child only sleeps in pause.
+            match unsafe { fork() }.unwrap() {
+                ForkResult::Child => loop {
+                    nix::unistd::pause();
+                },
+                ForkResult::Parent { child } => {
+                    println!("child={child}");
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                    let _ = waitpid(child, None);
+                }
+            }
+        });
+    assert_eq!(r.verdict, Verdict::TimedOut, "{r:?}");
+    let child = printed(&r, "child");
+    assert!(
+        r.message.contains(&format!(
+            "is blocked in waitpid (wait4/waitid) on a child that has not exited: pid {child}"
+        )),
+        "{r:?}"
+    );
+    assert_gone(child);
+}
+
+#[test]
 fn a_stray_child_is_stopped_and_named() {
     let r = report(|| {
         let _ = student(|| unsafe { fork() }.unwrap());
