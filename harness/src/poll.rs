@@ -6,6 +6,7 @@
 //! what it saw last, so a wrong implementation fails with evidence rather than hanging. Every
 //! limit given here is stretched by `OSKATA_DEADLINE_SCALE` (see [`crate::scaled`]).
 use std::fmt::Debug;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::unistd::{Pid, getpid, getppid};
@@ -101,4 +102,27 @@ pub fn hold(mut released: impl FnMut() -> bool) -> Held {
         }
         std::thread::sleep(LOOK_EVERY);
     }
+}
+
+/// [`hold`], and when it ends because the parent was seen waiting, a note of that in the file
+/// `record` ("waited-on by pid N"), for the test to read back with [`recorded_waiter`]: the
+/// held process is usually not the test's child, so a file is how it tells the test why it
+/// ended.
+pub fn hold_or_record(record: &Path, released: impl FnMut() -> bool) -> Held {
+    let held = hold(released);
+    if let Held::WaitedOnBy(waiter) = held {
+        let _ = std::fs::write(record, format!("waited-on by pid {waiter}"));
+    }
+    held
+}
+
+/// The waiter [`hold_or_record`] noted in `record`, if it noted one.
+pub fn recorded_waiter(record: &Path) -> Option<Pid> {
+    let text = std::fs::read_to_string(record).ok()?;
+    let pid = text
+        .trim()
+        .strip_prefix("waited-on by pid ")?
+        .parse()
+        .ok()?;
+    Some(Pid::from_raw(pid))
 }

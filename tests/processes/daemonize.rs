@@ -21,7 +21,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{Pid, chdir, getpid, pipe};
 use oskata::processes::daemonize::*;
 use oskata_harness::evidence::{describe, state_word};
-use oskata_harness::poll::{self as wait_for, Held};
+use oskata_harness::poll as wait_for;
 use oskata_harness::procfs::{self, Fd, Stat};
 use oskata_harness::{Isolation, body_pid, scaled, scratch_dir, student};
 
@@ -121,19 +121,12 @@ fn task(scratch: &Path, caller: Pid, probe: Probe) {
         let _ = fs::rename(&tmp, &ready);
     }
     let release = scratch.join(RELEASE);
-    if let Held::WaitedOnBy(waiter) = wait_for::hold(|| release.exists()) {
-        let _ = fs::write(
-            scratch.join(WAITED_ON),
-            format!("waited-on by pid {waiter}"),
-        );
-    }
+    wait_for::hold_or_record(&scratch.join(WAITED_ON), || release.exists());
 }
 
 /// The pid the daemon recorded as waiting for it, if it saw one.
 fn waiter(scratch: &Path) -> Option<Pid> {
-    let text = fs::read_to_string(scratch.join(WAITED_ON)).ok()?;
-    let pid = text.trim().rsplit(' ').next()?.parse().ok()?;
-    Some(Pid::from_raw(pid))
+    wait_for::recorded_waiter(&scratch.join(WAITED_ON))
 }
 
 /// Fails, naming the waiter, if the daemon recorded that a parent waited for it.

@@ -43,21 +43,16 @@ fn task(report: OwnedFd, release: OwnedFd) -> impl FnOnce() {
         words[..4].copy_from_slice(&getpid().as_raw().to_ne_bytes());
         words[4..].copy_from_slice(&getppid().as_raw().to_ne_bytes());
         let _ = write(&report, &words);
-        let _ = match wait_for::hold(|| readable(&release)) {
-            Held::Released => fs::write(scratch_dir().join(RAN), format!("done {}", getpid())),
-            Held::WaitedOnBy(waiter) => fs::write(
-                scratch_dir().join(WAITED_ON),
-                format!("waited-on by pid {waiter}"),
-            ),
-        };
+        let record = scratch_dir().join(WAITED_ON);
+        if wait_for::hold_or_record(&record, || readable(&release)) == Held::Released {
+            let _ = fs::write(scratch_dir().join(RAN), format!("done {}", getpid()));
+        }
     }
 }
 
 /// The pid the task recorded as waiting for it, if it saw one.
 fn waiter() -> Option<Pid> {
-    let text = fs::read_to_string(scratch_dir().join(WAITED_ON)).ok()?;
-    let pid = text.trim().rsplit(' ').next()?.parse().ok()?;
-    Some(Pid::from_raw(pid))
+    wait_for::recorded_waiter(&scratch_dir().join(WAITED_ON))
 }
 
 /// The caller's children and the rest of its tree, for messages.

@@ -27,7 +27,7 @@ use nix::unistd::{
     ForkResult, Pid, dup, dup2_stderr, dup2_stdout, fork, getpid, pipe, read, write,
 };
 use oskata::processes::sigchld_reaper::*;
-use oskata_harness::poll::{self as wait_for, Held};
+use oskata_harness::poll as wait_for;
 use oskata_harness::{body_pid, isolated, procfs, scaled, scratch_dir, student};
 use rstest::rstest;
 
@@ -274,9 +274,7 @@ const WAITED_ON: &str = "keeper-waited-on";
 
 /// The pid the keeper recorded as waiting for it, if it saw one.
 fn waiter() -> Option<Pid> {
-    let text = fs::read_to_string(scratch_dir().join(WAITED_ON)).ok()?;
-    let pid = text.trim().rsplit(' ').next()?.parse().ok()?;
-    Some(Pid::from_raw(pid))
+    wait_for::recorded_waiter(&scratch_dir().join(WAITED_ON))
 }
 
 #[test]
@@ -296,12 +294,7 @@ fn handler_never_blocks() {
                     let mut fds = [PollFd::new(read_end.as_fd(), PollFlags::POLLIN)];
                     poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
                 };
-                if let Held::WaitedOnBy(waiter) = wait_for::hold(released) {
-                    let _ = fs::write(
-                        scratch_dir().join(WAITED_ON),
-                        format!("waited-on by pid {waiter}"),
-                    );
-                }
+                wait_for::hold_or_record(&scratch_dir().join(WAITED_ON), released);
                 // SAFETY: _exit ends the child at once.
                 unsafe { libc::_exit(0) }
             }
