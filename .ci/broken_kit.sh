@@ -53,7 +53,7 @@ fn leave_things_behind() {
 RS
 
 set +e
-(cd "$copy" && TMPDIR="$tmp" CARGO_TARGET_DIR="$root/target/broken-kit" cargo grade --json) >"$root/target/ci/broken.json"
+(cd "$copy" && TMPDIR="$tmp" CARGO_TARGET_DIR="$root/target" cargo grade --json) >"$root/target/ci/broken.json"
 code=$?
 set -e
 [ "$code" -eq 1 ] || { echo "cargo grade on the broken kit exited $code, expected 1"; exit 1; }
@@ -74,7 +74,7 @@ for phrase in ("is a zombie (state Z)", "System V semaphore set", "nobody remove
 print(f"{len(leaked)} reap_all tests report the zombie, the semaphore set and the daemon as leaks")
 PY
 
-left=$(pgrep -af "$copy|target/broken-kit" | grep -v pgrep || true)
+left=$(pgrep -af "$copy|oskata-grade|/deps/[a-z0-9_]+-[0-9a-f]{16}( |$)" | grep -v pgrep || true)
 [ -z "$left" ] || { echo "processes left behind:"; echo "$left"; exit 1; }
 after=$(ipc)
 [ "$before" = "$after" ] || { echo "IPC objects left behind:"; diff <(echo "$before") <(echo "$after"); exit 1; }

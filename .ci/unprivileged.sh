@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the exercises' tests (against the solutions) and the harness's own tests as the
+# Runs every exercise's tests (against the solutions) and the harness's own tests as the
 # unprivileged user `nobody`, the way a student runs them: no root, so no cgroup and no plain
 # unshare; the harness must fall back (user namespace, RLIMIT_NPROC) and still pass.
 # The test binaries are copied to a directory nobody can read, since the clone may not be.
@@ -10,15 +10,21 @@ trap 'rm -rf "$dir"' EXIT
 chmod 755 "$dir"
 cargo test --features solutions --no-run --message-format=json 2>/dev/null |
     python3 -c '
-import json, sys
+import json, os, sys
+# Every integration test binary of the kit (one per exercise) and of the harness (its self-tests).
+mine = {os.path.abspath(p) for p in ("Cargo.toml", "harness/Cargo.toml")}
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and "test" in m["target"]["kind"]:
-        if m["target"]["name"] in ("processes", "ipc", "isolation"):
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        if os.path.abspath(m["manifest_path"]) in mine:
             print(m["executable"])
 ' | while read -r exe; do cp "$exe" "$dir/"; done
-chmod 755 "$dir"/*
+chmod 755 "$dir"/* 2>/dev/null || true
 ls "$dir"
+exercises=$(grep -c '^\[\[exercises\]\]' manifest.toml)
+found=$(find "$dir" -maxdepth 1 -type f | wc -l)
+# One binary per exercise, plus the harness's self-tests.
+[ "$found" -eq $((exercises + 1)) ] || { echo "found $found test binaries, expected $((exercises + 1))"; exit 1; }
 tmp="$dir/tmp"
 mkdir -m 1777 "$tmp"
 status=0

@@ -8,7 +8,7 @@ root=$(pwd)
 copy=$(mktemp -d /tmp/kit-watch.XXXXXX)
 log="$root/target/ci/watch.log"
 git ls-files -z | xargs -0 cp --parents -t "$copy"
-(cd "$copy" && exec env CARGO_TARGET_DIR="$root/target/broken-kit" cargo grade --watch --exercise processes/fork_basics) >"$log" 2>&1 &
+(cd "$copy" && exec env CARGO_TARGET_DIR="$root/target" cargo grade --watch --exercise processes/fork_basics) >"$log" 2>&1 &
 watcher=$!
 trap 'kill -KILL "$watcher" 2>/dev/null || true; rm -rf "$copy"' EXIT
 

@@ -1,8 +1,9 @@
-//! Builds the kit's test binaries with cargo, leaving out (`OSKATA_OMIT`) the exercises that
-//! do not compile, so that one broken file does not stop the grading of the others.
+//! Builds the exercises' test targets with one `cargo build --tests --keep-going`: each
+//! exercise is its own target, so a file that does not compile fails only its own target, and
+//! the others are built and graded as usual.
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -10,8 +11,8 @@ use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 use serde::Deserialize;
 
-use crate::manifest::Manifest;
 use crate::signals;
+use crate::targets::{self, MISTAKE_FEATURE, SOLUTIONS_FEATURE};
 use crate::ui::Ui;
 
 /// How much compiler output is kept for one exercise.
@@ -19,140 +20,109 @@ const KEEP_MESSAGES: usize = 4096;
 /// How often a running cargo is checked for exit and interruption.
 const CARGO_TICK: Duration = Duration::from_millis(20);
 
-/// One build of the kit.
+/// Which source each test target brings in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sources {
+    /// `exercises/`: the student's files.
+    Exercises,
+    /// `solutions/`: the reference (`--features solutions`).
+    Solutions,
+    /// The mistakes proof's copies under `target/oskata-mistake/` (`--features mistake`).
+    Mistakes,
+}
+
+/// One build of some exercises' test targets.
 #[derive(Debug, Clone)]
 pub struct Build<'a> {
     /// The kit's root (absolute).
     pub root: &'a Path,
-    /// The manifest, to map files to exercises.
-    pub manifest: &'a Manifest,
-    /// Build `solutions/` instead of `exercises/`.
-    pub solutions: bool,
-    /// Build this exercise from this file instead (`OSKATA_SWAP`); if that file does not
-    /// compile, [`Build::run`] stops there, with no binaries.
-    pub swap: Option<(&'a str, PathBuf)>,
-    /// The target dir; `None`: cargo's default, shared with `cargo test`, until something
-    /// must be left out, and then `<root>/target/grader-omit`.
-    pub target_dir: Option<PathBuf>,
+    /// What the targets are built from.
+    pub sources: Sources,
+    /// The exercises whose targets to build, by id.
+    pub exercises: Vec<&'a str>,
 }
 
-/// The result of a build that succeeded, perhaps without some exercises.
+/// The result of a build: a test executable for each exercise that compiled, the compiler's
+/// errors for each that did not.
 #[derive(Debug, Clone, Default)]
 pub struct Built {
-    /// The test binaries: (target name, executable).
-    pub binaries: Vec<(String, PathBuf)>,
-    /// The exercises left out, with their compiler errors.
+    /// Exercise id → its test executable.
+    pub binaries: BTreeMap<String, PathBuf>,
+    /// Exercise id → its compiler errors.
     pub broken: BTreeMap<String, String>,
 }
 
 impl Build<'_> {
-    /// Builds, leaving out each exercise whose files do not compile, until the build succeeds.
+    /// Builds every selected target; fails only when something other than an exercise's own
+    /// target does not build (the harness, Cargo.toml) or cargo cannot be run.
     pub fn run(&self, ui: &Ui) -> Result<Built> {
-        let mut broken: BTreeMap<String, String> = BTreeMap::new();
-        loop {
-            let omit: Vec<&str> = broken.keys().map(String::as_str).collect();
-            let attempt = self.cargo(&omit, ui)?;
+        if self.exercises.is_empty() {
+            return Ok(Built::default());
+        }
+        let attempt = self.cargo(ui)?;
+        let mut built = Built::default();
+        let mut unmapped = String::new();
+        for (target, rendered) in &attempt.errors {
+            match targets::exercise_of(target).filter(|id| self.exercises.contains(&id.as_str())) {
+                Some(id) => append_bounded(built.broken.entry(id).or_default(), rendered),
+                None => append_bounded(&mut unmapped, rendered),
+            }
+        }
+        if !unmapped.is_empty() {
+            bail!("the kit does not build, and the errors are in no exercise's files:\n{unmapped}");
+        }
+        for (target, exe) in attempt.binaries {
+            if let Some(id) = targets::exercise_of(&target) {
+                built.binaries.insert(id, exe);
+            }
+        }
+        for id in &self.exercises {
+            if built.binaries.contains_key(*id) || built.broken.contains_key(*id) {
+                continue;
+            }
             if attempt.success {
-                return Ok(Built {
-                    binaries: attempt.binaries,
-                    broken,
-                });
-            }
-            let mut found = BTreeMap::new();
-            let mut unmapped = String::new();
-            for (diagnostic, rendered) in &attempt.errors {
-                match self.exercise_of(diagnostic) {
-                    Some(id) if !broken.contains_key(&id) => {
-                        append_bounded(found.entry(id).or_default(), rendered)
-                    }
-                    _ => append_bounded(&mut unmapped, rendered),
-                }
-            }
-            if found.is_empty() {
-                let omitted = if omit.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (leaving out {})", omit.join(", "))
-                };
-                let shown = if unmapped.is_empty() {
-                    attempt.stderr
-                } else {
-                    unmapped
-                };
                 bail!(
-                    "the kit does not build{omitted}, and the errors are in no exercise's files:\n{shown}"
+                    "cargo built no test target `{}` for exercise `{id}`",
+                    targets::name_of(id)
                 );
             }
-            broken.extend(found);
-            if let Some((id, _)) = &self.swap
-                && broken.contains_key(*id)
-            {
-                // The swapped-in file itself does not compile: nothing of it to run.
-                return Ok(Built {
-                    binaries: Vec::new(),
-                    broken,
-                });
-            }
+            // cargo stopped before this target: say why, in cargo's own words.
+            built.broken.insert(
+                (*id).to_owned(),
+                format!(
+                    "cargo did not build this exercise's test target:\n{}",
+                    tail(&attempt.stderr, KEEP_MESSAGES)
+                ),
+            );
         }
+        Ok(built)
     }
 
-    /// The exercise a compiler error belongs to: its primary span's file (or the macro call
-    /// that led there), else any span's file.
-    fn exercise_of(&self, d: &Diagnostic) -> Option<String> {
-        let primary = d.spans.iter().filter(|s| s.is_primary);
-        let mut files = Vec::new();
-        for span in primary.chain(d.spans.iter().filter(|s| !s.is_primary)) {
-            let mut at = Some(span);
-            while let Some(s) = at {
-                files.push(s.file_name.as_str());
-                at = s.expansion.as_ref().map(|e| &e.span);
-            }
-        }
-        files
-            .into_iter()
-            .find_map(|f| exercise_of_file(self.manifest, self.root, f, self.swap.as_ref()))
-    }
-
-    fn cargo(&self, omit: &[&str], ui: &Ui) -> Result<Attempt> {
+    fn cargo(&self, ui: &Ui) -> Result<Attempt> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(self.root)
-            .args(["test", "--manifest-path"])
+            .args(["build", "--manifest-path"])
             .arg(self.root.join("Cargo.toml"))
-            .args([
-                "-p",
-                "oskata",
-                "--tests",
-                "--no-run",
-                "--message-format=json",
-            ])
-            .env_remove("OSKATA_OMIT")
-            .env_remove("OSKATA_SWAP")
+            .args(["-p", "oskata", "--keep-going", "--message-format=json"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if self.solutions {
-            cmd.args(["--features", "solutions"]);
+        for id in &self.exercises {
+            cmd.args(["--test", &targets::name_of(id)]);
         }
-        if !omit.is_empty() {
-            cmd.env("OSKATA_OMIT", omit.join(","));
-        }
-        if let Some((id, path)) = &self.swap {
-            cmd.env("OSKATA_SWAP", format!("{id}={}", path.display()));
-        }
-        match (&self.target_dir, omit.is_empty()) {
-            (Some(dir), _) => {
-                cmd.env("CARGO_TARGET_DIR", dir);
+        match self.sources {
+            Sources::Exercises => {}
+            Sources::Solutions => {
+                cmd.args(["--features", SOLUTIONS_FEATURE]);
             }
-            (None, false) => {
-                cmd.env("CARGO_TARGET_DIR", self.root.join("target/grader-omit"));
+            Sources::Mistakes => {
+                cmd.args(["--features", MISTAKE_FEATURE]);
             }
-            (None, true) => {}
         }
-        let what = if omit.is_empty() {
-            String::new()
-        } else {
-            format!(" without {}", omit.join(", "))
+        let what = match self.exercises.as_slice() {
+            [one] => format!(" of {one}"),
+            many => format!(" of {} exercises", many.len()),
         };
         let spinner = ui.spinner(&format!("building the tests{what} ..."));
         let mut child = cmd.spawn().context("cannot run cargo")?;
@@ -190,11 +160,18 @@ impl Build<'_> {
             bail!("interrupted");
         };
         attempt.success = status.success();
+        if !attempt.success && attempt.errors.is_empty() && attempt.binaries.is_empty() {
+            // Cargo failed before compiling anything: a broken Cargo.toml, say.
+            bail!(
+                "cargo could not build the kit:\n{}",
+                attempt.stderr.trim_end()
+            );
+        }
         Ok(attempt)
     }
 }
 
-/// Reads cargo's JSON messages: the test executables and the compiler's errors.
+/// Reads cargo's JSON messages: the test executables and the compiler's errors, by target.
 fn read_records(stdout: impl Read, spinner: &ProgressBar, what: &str) -> Result<Attempt> {
     let mut attempt = Attempt::default();
     for line in BufReader::new(stdout).lines() {
@@ -202,27 +179,24 @@ fn read_records(stdout: impl Read, spinner: &ProgressBar, what: &str) -> Result<
         let Ok(record) = serde_json::from_str::<Record>(&line) else {
             continue;
         };
+        let Some(target) = &record.target else {
+            continue;
+        };
         match record.reason.as_str() {
             "compiler-artifact" => {
-                if let Some(target) = &record.target {
-                    spinner.set_message(format!("building the tests{what} ... {}", target.name));
-                    if let (true, Some(exe)) =
-                        (target.kind.iter().any(|k| k == "test"), record.executable)
-                    {
-                        attempt.binaries.push((target.name.clone(), exe));
-                    }
+                spinner.set_message(format!("building the tests{what} ... {}", target.name));
+                if let (true, Some(exe)) =
+                    (target.kind.iter().any(|k| k == "test"), record.executable)
+                {
+                    attempt.binaries.push((target.name.clone(), exe));
                 }
             }
             "compiler-message" => {
                 if let Some(m) = record.message
                     && m.level.starts_with("error")
-                    && !m.spans.is_empty()
                 {
-                    // The library is built twice (as a dependency and as a test): say it once.
-                    let rendered = m.rendered.clone().unwrap_or_default();
-                    if !attempt.errors.iter().any(|(_, r)| *r == rendered) {
-                        attempt.errors.push((m, rendered));
-                    }
+                    let rendered = m.rendered.unwrap_or(m.message);
+                    attempt.errors.push((target.name.clone(), rendered));
                 }
             }
             _ => {}
@@ -231,12 +205,14 @@ fn read_records(stdout: impl Read, spinner: &ProgressBar, what: &str) -> Result<
     Ok(attempt)
 }
 
-/// What one `cargo test --no-run` produced.
+/// What one `cargo build` produced.
 #[derive(Debug, Default)]
 struct Attempt {
     success: bool,
+    /// (target name, executable)
     binaries: Vec<(String, PathBuf)>,
-    errors: Vec<(Diagnostic, String)>,
+    /// (target name, rendered error)
+    errors: Vec<(String, String)>,
     stderr: String,
 }
 
@@ -260,80 +236,25 @@ struct Target {
 
 /// A rustc diagnostic.
 #[derive(Debug, Deserialize)]
-pub struct Diagnostic {
+struct Diagnostic {
     level: String,
     #[serde(default)]
+    message: String,
+    #[serde(default)]
     rendered: Option<String>,
-    #[serde(default)]
-    spans: Vec<Span>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Span {
-    file_name: String,
-    is_primary: bool,
-    #[serde(default)]
-    expansion: Option<Box<Expansion>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Expansion {
-    span: Span,
-}
-
-/// The exercise a source file belongs to: `exercises/`, `solutions/` or `tests/<ch>/<ex>.rs`,
-/// a mistake file of the manifest, or the file swapped in for an exercise.
-pub fn exercise_of_file(
-    manifest: &Manifest,
-    root: &Path,
-    file: &str,
-    swap: Option<&(&str, PathBuf)>,
-) -> Option<String> {
-    let rel = relative(root, Path::new(file));
-    if let Some((id, path)) = swap
-        && relative(root, path) == rel
-    {
-        return Some((*id).to_owned());
+/// The last `max` bytes of `text` (cut at a line start where it can be).
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
     }
-    for e in &manifest.exercises {
-        if e.mistakes
-            .iter()
-            .any(|m| relative(root, Path::new(&m.file)) == rel)
-        {
-            return Some(e.id.clone());
-        }
+    let mut cut = text.len() - max;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
     }
-    let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
-    let [top, chapter, file] = parts[..] else {
-        return None;
-    };
-    let name = file.strip_suffix(".rs")?;
-    let id = format!("{chapter}/{name}");
-    (["exercises", "solutions", "tests"].contains(&top) && manifest.exercise(&id).is_some())
-        .then_some(id)
-}
-
-/// `path` relative to `root` when under it, with `.` and `..` resolved.
-fn relative(root: &Path, path: &Path) -> PathBuf {
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        root.join(path)
-    };
-    let mut clean = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                clean.pop();
-            }
-            other => clean.push(other),
-        }
-    }
-    clean
-        .strip_prefix(root)
-        .map(Path::to_path_buf)
-        .unwrap_or(clean)
+    let rest = &text[cut..];
+    rest.find('\n').map_or(rest, |nl| &rest[nl + 1..])
 }
 
 /// Appends a compiler message to `into`, keeping it under [`KEEP_MESSAGES`] bytes.
@@ -361,77 +282,26 @@ fn append_bounded(into: &mut String, message: &str) {
 mod tests {
     use super::*;
 
-    fn manifest() -> Manifest {
-        Manifest::parse(
-            r#"
-[[chapters]]
-id = "processes"
-title = "Processes"
-term = "进程"
-
-[[exercises]]
-id = "processes/fork_basics"
-title = "Fork"
-term = "派生"
-file = "exercises/processes/fork_basics.rs"
-points = 10
-
-[[exercises.mistakes]]
-file = "mistakes/processes/fork_basics/child_returns.rs"
-reason = "returned into the test"
-"#,
-        )
-        .unwrap()
-    }
-
     #[test]
-    fn files_map_to_exercises() {
-        let m = manifest();
-        let root = Path::new("/kit");
-        let of = |f: &str| exercise_of_file(&m, root, f, None);
-        let id = Some("processes/fork_basics".to_owned());
-        assert_eq!(of("exercises/processes/fork_basics.rs"), id);
-        assert_eq!(of("/kit/exercises/processes/fork_basics.rs"), id);
-        assert_eq!(of("./solutions/processes/fork_basics.rs"), id);
-        assert_eq!(of("tests/processes/fork_basics.rs"), id);
+    fn records_are_read_by_target() {
+        let lines = r#"{"reason":"compiler-artifact","target":{"name":"processes-zombies","kind":["test"]},"executable":"/t/processes_zombies-1"}
+{"reason":"compiler-artifact","target":{"name":"oskata_harness","kind":["lib"]},"executable":null}
+{"reason":"compiler-message","target":{"name":"ipc-pipe_direction","kind":["test"]},"message":{"level":"error","message":"expected one of","rendered":"error: expected one of\n --> exercises/ipc/pipe_direction.rs:3:1\n"}}
+{"reason":"compiler-message","target":{"name":"ipc-pipe_direction","kind":["test"]},"message":{"level":"warning","message":"unused","rendered":"warning: unused\n"}}
+{"reason":"build-finished","success":false}
+not json
+"#;
+        let a = read_records(lines.as_bytes(), &ProgressBar::hidden(), "").unwrap();
         assert_eq!(
-            of("/kit/mistakes/processes/fork_basics/child_returns.rs"),
-            id
+            a.binaries,
+            [(
+                "processes-zombies".to_owned(),
+                PathBuf::from("/t/processes_zombies-1")
+            )]
         );
-        assert_eq!(
-            of("mistakes/processes/../processes/fork_basics/child_returns.rs"),
-            id
-        );
-        assert_eq!(of("tests/processes/main.rs"), None);
-        assert_eq!(of("exercises/processes/unknown.rs"), None);
-        assert_eq!(of("harness/src/lib.rs"), None);
-        assert_eq!(of("/elsewhere/exercises/processes/fork_basics.rs"), None);
-        let swap = ("processes/fork_basics", PathBuf::from("/tmp/x.rs"));
-        assert_eq!(exercise_of_file(&m, root, "/tmp/x.rs", Some(&swap)), id);
-    }
-
-    #[test]
-    fn diagnostics_map_through_their_spans() {
-        let m = manifest();
-        let b = Build {
-            root: Path::new("/kit"),
-            manifest: &m,
-            solutions: false,
-            swap: None,
-            target_dir: None,
-        };
-        let d: Diagnostic = serde_json::from_str(
-            r#"{"level":"error","rendered":"error[E0308]","spans":[
-                {"file_name":"/rustc/lib/macros.rs","is_primary":true,"expansion":{"span":
-                    {"file_name":"/kit/exercises/processes/fork_basics.rs","is_primary":false}}}]}"#,
-        )
-        .unwrap();
-        assert_eq!(b.exercise_of(&d).as_deref(), Some("processes/fork_basics"));
-        let d: Diagnostic = serde_json::from_str(
-            r#"{"level":"error","spans":[{"file_name":"src/lib.rs","is_primary":true}]}"#,
-        )
-        .unwrap();
-        assert_eq!(b.exercise_of(&d), None);
+        assert_eq!(a.errors.len(), 1);
+        assert_eq!(a.errors[0].0, "ipc-pipe_direction");
+        assert!(a.errors[0].1.contains("pipe_direction.rs:3:1"));
     }
 
     #[test]
@@ -442,5 +312,11 @@ reason = "returned into the test"
         }
         assert!(s.len() <= KEEP_MESSAGES + 64, "{}", s.len());
         assert!(s.ends_with("[... more compiler errors left out ...]\n"));
+    }
+
+    #[test]
+    fn tails_start_at_a_line() {
+        assert_eq!(tail("short", 10), "short");
+        assert_eq!(tail("one\ntwo\nthree\n", 8), "three\n");
     }
 }

@@ -1,46 +1,17 @@
-//! Reads one test's output and exit into a status and a message.
-use serde::Serialize;
+//! Reads one test's output and exit into a status and a message. The verdict words, the
+//! verdict line and "not started" come from `oskata-protocol`, as the harness writes them.
+use oskata_protocol::{is_not_started, parse_verdict_line};
 
-/// The verdict tag the harness puts before an isolated test's panic message.
-pub const VERDICT_TAG: &str = "@@oskata-verdict:";
+/// The status of one test: the harness's [`oskata_protocol::Verdict`], also for tests the
+/// harness never reached (a crash, the grader's own deadline).
+pub use oskata_protocol::Verdict as TestStatus;
 
-/// The status of one test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TestStatus {
-    /// The test passed.
-    Passed,
-    /// An assertion failed or the test panicked.
-    Failed,
-    /// The test hit `todo!()`.
-    NotStarted,
-    /// The test ran past a deadline (the harness's or the grader's).
-    TimedOut,
-    /// The test process was killed by a signal.
-    Crashed,
-    /// The test passed but left a process, an IPC object or an fd behind.
-    Leaked,
-}
-
-impl TestStatus {
-    /// The word used in JSON and in the harness's verdict tag.
-    pub fn word(self) -> &'static str {
-        match self {
-            TestStatus::Passed => "passed",
-            TestStatus::Failed => "failed",
-            TestStatus::NotStarted => "not_started",
-            TestStatus::TimedOut => "timed_out",
-            TestStatus::Crashed => "crashed",
-            TestStatus::Leaked => "leaked",
-        }
-    }
-
-    fn from_word(word: &str) -> Option<TestStatus> {
-        use TestStatus::*;
-        [Passed, Failed, NotStarted, TimedOut, Crashed, Leaked]
-            .into_iter()
-            .find(|s| s.word() == word)
-    }
+/// Serializes a status as its stable word (`not_started`), for the JSON documents.
+pub fn serialize_status<S: serde::Serializer>(
+    status: &TestStatus,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.word())
 }
 
 /// How a test process ended.
@@ -114,7 +85,7 @@ pub fn classify(name: &str, stdout: &str, stderr: &str, ending: Ending) -> Outco
             ),
         },
         Ending::Exited(code) => match panic {
-            Some(p) if p.starts_with("not yet implemented") => outcome(TestStatus::NotStarted, p),
+            Some(p) if is_not_started(&p) => outcome(TestStatus::NotStarted, p),
             Some(p) => outcome(TestStatus::Failed, p),
             None if code == 101 => outcome(TestStatus::Failed, format!("the test failed (exit 101):\n{stderr}")),
             None => outcome(
@@ -129,16 +100,12 @@ pub fn classify(name: &str, stdout: &str, stderr: &str, ending: Ending) -> Outco
     }
 }
 
-/// The harness's verdict, if its tag is in `text`: the status and the message after the tag.
+/// The harness's verdict, if its verdict line is in `text`: the status and the message after it.
 fn verdict(text: &str) -> Option<Outcome> {
-    let at = text.lines().position(|l| l.starts_with(VERDICT_TAG))?;
-    let mut lines = text.lines().skip(at);
-    let first = &lines.next()?[VERDICT_TAG.len()..];
-    let (word, rest) = first.split_once("@@")?;
-    let status = TestStatus::from_word(word)?;
-    let rest = rest.trim();
+    let mut lines = text.lines();
+    let (status, rest) = lines.by_ref().find_map(parse_verdict_line)?;
     let mut message: Vec<&str> = Vec::new();
-    if !rest.is_empty() && rest != word.replace('_', " ") {
+    if !rest.is_empty() {
         message.push(rest);
     }
     message.extend(lines.take_while(|l| !ends_panic(l)));

@@ -42,6 +42,7 @@ pub struct TestResult {
     /// The test's full name.
     pub name: String,
     /// Its status.
+    #[serde(serialize_with = "crate::classify::serialize_status")]
     pub status: TestStatus,
     /// Why it did not pass (empty when it passed).
     pub message: String,

@@ -19,6 +19,7 @@ mod reaper;
 mod report;
 mod run;
 mod signals;
+mod targets;
 mod ui;
 mod watch;
 
@@ -30,7 +31,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use crate::build::{Build, Built};
+use crate::build::{Build, Built, Sources};
 use crate::cli::Cli;
 use crate::grade::{ExerciseResult, Grade, TestResult};
 use crate::list::Plan;
@@ -76,14 +77,19 @@ fn grade(cli: &Cli) -> Result<bool> {
         // Loads the manifest itself, each time it changes.
         return watch::run(cli, &root, &runner, &ui).map(|never| match never {});
     }
-    let manifest = Manifest::load(&root)?;
+    let manifest = load_kit(&root)?;
     let selected = select(&manifest, &cli.exercises, &cli.chapters)?;
     if cli.mistakes {
-        return prove_mistakes(cli, &root, &manifest, &selected, &runner, &ui);
+        return prove_mistakes(cli, &root, &selected, &runner, &ui);
     }
 
-    let (built, plan) = build(&root, &manifest, cli.solutions, &ui)?;
     let ids: Vec<&str> = selected.iter().map(|e| e.id.as_str()).collect();
+    let sources = if cli.solutions {
+        Sources::Solutions
+    } else {
+        Sources::Exercises
+    };
+    let (built, plan) = build(&root, &ids, sources, &ui)?;
     let mut tests = run_tests(&plan, &ids, &runner, &ui)?;
     let results = selected
         .into_iter()
@@ -101,17 +107,22 @@ fn grade(cli: &Cli) -> Result<bool> {
     Ok(grade.all_done())
 }
 
-/// Builds the kit (leaving out the exercises that do not compile) and lists each one's tests.
-fn build(root: &Path, manifest: &Manifest, solutions: bool, ui: &Ui) -> Result<(Built, Plan)> {
+/// Reads manifest.toml and checks it against the files and Cargo.toml's test targets.
+fn load_kit(root: &Path) -> Result<Manifest> {
+    let manifest = Manifest::load(root)?;
+    targets::check(root, &manifest)?;
+    Ok(manifest)
+}
+
+/// Builds the test targets of the exercises `ids` and lists the tests of those that compiled.
+fn build(root: &Path, ids: &[&str], sources: Sources, ui: &Ui) -> Result<(Built, Plan)> {
     let build = Build {
         root,
-        manifest,
-        solutions,
-        swap: None,
-        target_dir: None,
+        sources,
+        exercises: ids.to_vec(),
     };
     let built = build.run(ui)?;
-    let plan = list::plan(manifest, root, &built)?;
+    let plan = list::plan(root, &built)?;
     Ok((built, plan))
 }
 
@@ -169,12 +180,11 @@ fn run_tests(
 fn prove_mistakes(
     cli: &Cli,
     root: &Path,
-    manifest: &Manifest,
     selected: &[&Exercise],
     runner: &Runner,
     ui: &Ui,
 ) -> Result<bool> {
-    let results = mistakes::prove(root, manifest, selected, runner, ui, |r| {
+    let results = mistakes::prove(root, selected, runner, ui, |r| {
         if !cli.json {
             print!("{}", mistakes::render(r, ui));
         }

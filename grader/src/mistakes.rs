@@ -1,17 +1,21 @@
 //! `--mistakes`: proves that the tests catch each shipped classic mistake, for the reason the
 //! manifest gives.
 use std::fmt::Write as _;
+use std::fs;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 
-use crate::build::Build;
+use crate::build::{Build, Sources};
 use crate::classify::TestStatus;
 use crate::grade::TestResult;
 use crate::list;
-use crate::manifest::{Exercise, Manifest, Mistake};
+use crate::manifest::{Exercise, Mistake};
 use crate::run::{Job, Runner};
+use crate::signals;
+use crate::targets::MISTAKE_DIR;
 use crate::ui::{Style, Ui};
 
 /// What became of one mistake.
@@ -76,79 +80,139 @@ pub fn judge(reason: &str, tests: &[TestResult]) -> Proof {
 }
 
 /// Builds each mistake of `exercises` in place of its solution, runs that exercise's tests,
-/// and judges; `each` sees every result as it comes.
+/// and judges; `each` sees every result as it comes. The mistakes go in rounds: round `k`
+/// builds the `k`-th mistake of every exercise that has one, in one cargo build that rebuilds
+/// only those exercises' targets, and runs all their tests together.
 pub fn prove<'m>(
     root: &Path,
-    manifest: &'m Manifest,
     exercises: &[&'m Exercise],
     runner: &Runner,
     ui: &Ui,
     each: impl Fn(&MistakeResult<'m>),
 ) -> Result<Vec<MistakeResult<'m>>> {
+    let _lock = lock(root)?;
+    let rounds = exercises
+        .iter()
+        .map(|e| e.mistakes.len())
+        .max()
+        .unwrap_or(0);
     let mut results = Vec::new();
-    for &e in exercises {
-        for m in &e.mistakes {
-            let result = prove_one(root, manifest, e, m, runner, ui)?;
+    for k in 0..rounds {
+        let round: Vec<(&'m Exercise, &'m Mistake)> = exercises
+            .iter()
+            .filter_map(|e| e.mistakes.get(k).map(|m| (*e, m)))
+            .collect();
+        for result in prove_round(root, &round, k, runner, ui)? {
             each(&result);
             results.push(result);
         }
     }
+    // Manifest order: by exercise, then by mistake.
+    let position = |r: &MistakeResult<'_>| {
+        exercises.iter().position(|e| e.id == r.exercise).map(|i| {
+            let m = exercises[i].mistakes.iter().position(|m| m.file == r.file);
+            (i, m)
+        })
+    };
+    results.sort_by_key(|r| position(r));
     Ok(results)
 }
 
-fn prove_one<'m>(
+/// Holds the mistakes proof's directory for this run: two proofs in one kit at once would
+/// overwrite each other's copies.
+fn lock(root: &Path) -> Result<Flock<fs::File>> {
+    let dir = root.join(MISTAKE_DIR);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(".lock");
+    let file =
+        fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        anyhow::anyhow!(
+            "another `cargo grade --mistakes` is running in this kit ({} is locked: {e})",
+            path.display()
+        )
+    })
+}
+
+/// Copies each mistake of `round` where its exercise's test target looks for it, builds
+/// those targets, runs their tests and judges each mistake.
+fn prove_round<'m>(
     root: &Path,
-    manifest: &'m Manifest,
-    e: &'m Exercise,
-    m: &'m Mistake,
+    round: &[(&'m Exercise, &'m Mistake)],
+    k: usize,
     runner: &Runner,
     ui: &Ui,
-) -> Result<MistakeResult<'m>> {
+) -> Result<Vec<MistakeResult<'m>>> {
+    for (e, m) in round {
+        let copy = root.join(MISTAKE_DIR).join(format!("{}.rs", e.id));
+        let text = fs::read(root.join(&m.file))
+            .with_context(|| format!("cannot read mistake {}", m.file))?;
+        if let Some(dir) = copy.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        // A fresh write, so the copy's mtime is new and cargo rebuilds the target.
+        fs::write(&copy, text).with_context(|| format!("cannot write {}", copy.display()))?;
+    }
     let build = Build {
         root,
-        manifest,
-        solutions: true,
-        swap: Some((&e.id, root.join(&m.file))),
-        target_dir: Some(root.join("target/mistakes")),
+        sources: Sources::Mistakes,
+        exercises: round.iter().map(|(e, _)| e.id.as_str()).collect(),
     };
     let built = build.run(ui)?;
-    let mut result = MistakeResult {
-        exercise: &e.id,
-        file: &m.file,
-        name: m.name(),
-        reason: &m.reason,
-        caught: false,
-        proof: Proof::DoesNotCompile,
-        compiler_message: built.broken.get(&e.id).cloned(),
-        tests: Vec::new(),
-    };
-    if result.compiler_message.is_some() {
-        return Ok(result);
+    let plan = list::plan(root, &built)?;
+    let mut jobs = Vec::new();
+    for (e, _) in round {
+        if let Some((exe, names)) = plan.tests.get(&e.id) {
+            jobs.extend(names.iter().map(|name| Job {
+                exe: exe.clone(),
+                name: name.clone(),
+            }));
+        }
     }
-    let plan = list::plan(manifest, root, &built)?;
-    let (exe, names) = &plan.tests[&e.id];
-    let jobs: Vec<Job> = names
-        .iter()
-        .map(|name| Job {
-            exe: exe.clone(),
-            name: name.clone(),
-        })
-        .collect();
-    let bar = ui.bar(jobs.len(), &format!("running {} against {}", e.id, m.file));
-    let outcomes = runner.run_all(&jobs, |_, _| bar.inc(1));
+    let bar = ui.bar(
+        jobs.len(),
+        &format!(
+            "round {}: running {} tests against {} mistakes",
+            k + 1,
+            jobs.len(),
+            round.len()
+        ),
+    );
+    let mut outcomes = runner.run_all(&jobs, |_, _| bar.inc(1)).into_iter();
     bar.finish_and_clear();
-    result.tests = jobs
-        .into_iter()
-        .zip(outcomes)
-        .map(|(j, o)| TestResult {
-            name: j.name,
-            status: o.status,
-            message: o.message,
-        })
-        .collect();
-    result.proof = judge(&m.reason, &result.tests);
-    result.caught = matches!(result.proof, Proof::Caught { .. });
-    Ok(result)
+    if signals::interrupted() {
+        bail!("interrupted");
+    }
+    let mut jobs = jobs.into_iter();
+    let mut results = Vec::new();
+    for (e, m) in round {
+        let mut result = MistakeResult {
+            exercise: &e.id,
+            file: &m.file,
+            name: m.name(),
+            reason: &m.reason,
+            caught: false,
+            proof: Proof::DoesNotCompile,
+            compiler_message: built.broken.get(&e.id).cloned(),
+            tests: Vec::new(),
+        };
+        if let Some((_, names)) = plan.tests.get(&e.id) {
+            result.tests = jobs
+                .by_ref()
+                .take(names.len())
+                .zip(outcomes.by_ref())
+                .map(|(j, o)| TestResult {
+                    name: j.name,
+                    status: o.status,
+                    message: o.message,
+                })
+                .collect();
+            result.proof = judge(&m.reason, &result.tests);
+            result.caught = matches!(result.proof, Proof::Caught { .. });
+        }
+        results.push(result);
+    }
+    Ok(results)
 }
 
 /// One result as terminal lines.

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use notify::RecursiveMode;
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
 
+use crate::build::Sources;
 use crate::cli::Cli;
 use crate::grade::{ExerciseResult, Grade, TestResult};
 use crate::manifest::{self, Manifest};
@@ -53,8 +54,7 @@ impl Changes {
 
 /// Maps changed paths (absolute, under `root`) to what they touch: `manifest.toml`, and the
 /// selected exercises whose source (`exercises/<id>.rs`, or `solutions/<id>.rs` when
-/// `solutions`) or tests (`tests/<id>.rs`; `tests/<chapter>/main.rs` for the whole chapter)
-/// changed. Anything else (editor temp files, other exercises, `target/`) is left out.
+/// `solutions`) or tests (`tests/<id>.rs`) changed. Anything else (editor temp files, other exercises, `target/`) is left out.
 pub fn affected(root: &Path, solutions: bool, selected: &[String], paths: &[PathBuf]) -> Changes {
     let sources = if solutions { "solutions" } else { "exercises" };
     let mut changes = Changes::default();
@@ -71,10 +71,6 @@ pub fn affected(root: &Path, solutions: bool, selected: &[String], paths: &[Path
                 changes.files.insert(rel.to_path_buf());
                 continue;
             }
-            ["tests", chapter, "main.rs"] => selected
-                .iter()
-                .filter(|id| id.split_once('/').is_some_and(|(c, _)| c == chapter))
-                .collect(),
             [top, chapter, file] if top == sources || top == "tests" => {
                 let id = file
                     .strip_suffix(".rs")
@@ -95,16 +91,13 @@ pub fn affected(root: &Path, solutions: bool, selected: &[String], paths: &[Path
 }
 
 /// The files whose changes [`affected`] counts: `manifest.toml` and, for each selected
-/// exercise, its source, its tests and its chapter's `tests/<chapter>/main.rs`.
+/// exercise, its source and its tests.
 pub fn watched_files(root: &Path, solutions: bool, selected: &[String]) -> BTreeSet<PathBuf> {
     let sources = if solutions { "solutions" } else { "exercises" };
     let mut files = BTreeSet::from([root.join(manifest::FILE)]);
     for id in selected {
         files.insert(root.join(format!("{sources}/{id}.rs")));
         files.insert(root.join(format!("tests/{id}.rs")));
-        if let Some((chapter, _)) = id.split_once('/') {
-            files.insert(root.join(format!("tests/{chapter}/main.rs")));
-        }
     }
     files
 }
@@ -292,7 +285,7 @@ impl Session<'_> {
         self.selected.clear();
         self.cache.clear();
         self.pending.clear();
-        let manifest = Manifest::load(self.root)?;
+        let manifest = crate::load_kit(self.root)?;
         let selected = crate::select(&manifest, &self.cli.exercises, &self.cli.chapters)?;
         self.selected = selected.iter().map(|e| e.id.clone()).collect();
         self.manifest = Some(manifest);
@@ -304,7 +297,13 @@ impl Session<'_> {
         let Some(manifest) = &self.manifest else {
             return Ok(());
         };
-        let (built, plan) = crate::build(self.root, manifest, self.cli.solutions, self.ui)?;
+        let ids: Vec<&str> = self.selected.iter().map(String::as_str).collect();
+        let sources = if self.cli.solutions {
+            Sources::Solutions
+        } else {
+            Sources::Exercises
+        };
+        let (built, plan) = crate::build(self.root, &ids, sources, self.ui)?;
         let run = to_run(&self.selected, &self.pending, &built.broken, &self.cache);
         let ids: Vec<&str> = run.iter().map(String::as_str).collect();
         let fresh = crate::run_tests(&plan, &ids, self.runner, self.ui)?;
@@ -407,11 +406,8 @@ mod tests {
 
         let c = of(false, &["/kit/tests/ipc/pipes.rs"]);
         assert_eq!(c.exercises, set(&["ipc/pipes"]));
-        let c = of(false, &["/kit/tests/processes/main.rs"]);
-        assert_eq!(
-            c.exercises,
-            set(&["processes/fork_basics", "processes/zombies"])
-        );
+        // A file that is no exercise's (an old chapter-wide test root, say) touches none.
+        assert!(of(false, &["/kit/tests/processes/main.rs"]).is_empty());
 
         let c = of(false, &["/kit/manifest.toml"]);
         assert!(c.manifest && c.exercises.is_empty() && !c.is_empty());
@@ -426,7 +422,6 @@ mod tests {
             "/kit/manifest.toml",
             "/kit/solutions/processes/fork_basics.rs",
             "/kit/tests/processes/fork_basics.rs",
-            "/kit/tests/processes/main.rs",
         ];
         assert_eq!(files, want.iter().map(PathBuf::from).collect());
 

@@ -17,12 +17,17 @@ impl Kit {
         let dir = std::env::temp_dir().join(format!("oskata-grader-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("Cargo.toml"), "[package]\nname = \"kit\"\n").unwrap();
+        fs::write(dir.join("Cargo.toml"), CARGO_TOML).unwrap();
         fs::write(dir.join("manifest.toml"), manifest).unwrap();
         for file in files {
             let path = dir.join(file);
             fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, "").unwrap();
+            let text = if file.starts_with("tests/") {
+                TEST_HEADER
+            } else {
+                ""
+            };
+            fs::write(path, text).unwrap();
         }
         Kit(dir)
     }
@@ -61,7 +66,20 @@ impl Drop for Kit {
 const FILES: &[&str] = &[
     "exercises/processes/fork_basics.rs",
     "solutions/processes/fork_basics.rs",
+    "tests/processes/fork_basics.rs",
 ];
+
+/// The fixture's Cargo.toml: one test target, for its one exercise.
+const CARGO_TOML: &str = "[package]\nname = \"kit\"\nautotests = false\n\n\
+    [[test]]\nname = \"processes-fork_basics\"\npath = \"tests/processes/fork_basics.rs\"\n";
+
+/// How the fixture's test file brings in its exercise.
+const TEST_HEADER: &str = "\
+#[cfg_attr(not(any(feature = \"solutions\", feature = \"mistake\")), path = \"../../exercises/processes/fork_basics.rs\")]
+#[cfg_attr(all(feature = \"solutions\", not(feature = \"mistake\")), path = \"../../solutions/processes/fork_basics.rs\")]
+#[cfg_attr(feature = \"mistake\", path = \"../../target/oskata-mistake/processes/fork_basics.rs\")]
+mod fork_basics;
+";
 
 #[test]
 fn a_broken_manifest_is_named_with_its_line() {
@@ -153,4 +171,48 @@ fn watch_refuses_json_and_mistakes() {
         let err = kit.fails(&["--watch", other]);
         assert!(err.contains("--watch") && err.contains(other), "{err}");
     }
+}
+
+#[test]
+fn an_exercise_without_a_test_target_gets_the_lines_to_add() {
+    let kit = Kit::new("notarget", &format!("{CHAPTER}\n{EXERCISE}"), FILES);
+    fs::write(kit.path().join("Cargo.toml"), "[package]\nname = \"kit\"\n").unwrap();
+    let err = kit.fails(&[]);
+    assert!(
+        err.contains("exercise `processes/fork_basics`")
+            && err.contains("has no test target")
+            && err.contains("name = \"processes-fork_basics\"")
+            && err.contains("path = \"tests/processes/fork_basics.rs\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_test_target_of_no_exercise_is_named() {
+    let kit = Kit::new("orphantarget", &format!("{CHAPTER}\n{EXERCISE}"), FILES);
+    let extra = format!(
+        "{CARGO_TOML}\n[[test]]\nname = \"processes-zombies\"\npath = \"tests/processes/zombies.rs\"\n"
+    );
+    fs::write(kit.path().join("Cargo.toml"), extra).unwrap();
+    let err = kit.fails(&[]);
+    assert!(
+        err.contains("test target `processes-zombies`") && err.contains("belongs to no exercise"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_test_file_that_brings_in_another_exercise_is_named() {
+    let kit = Kit::new("wrongheader", &format!("{CHAPTER}\n{EXERCISE}"), FILES);
+    fs::write(
+        kit.path().join("tests/processes/fork_basics.rs"),
+        TEST_HEADER.replace("fork_basics.rs", "zombies.rs"),
+    )
+    .unwrap();
+    let err = kit.fails(&[]);
+    assert!(
+        err.contains("tests/processes/fork_basics.rs does not bring in its exercise")
+            && err.contains("\"../../exercises/processes/fork_basics.rs\""),
+        "{err}"
+    );
 }

@@ -11,6 +11,24 @@
 //! - for a signal that interrupts `copy_until_eof`: the copy seen asleep in `read(2)` on the
 //!   empty pipe (`/proc/<pid>/syscall`) when the signal is sent, and its handler run before
 //!   any more data is written, so that `read` cannot have returned anything but `EINTR`.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/ipc/pipe_direction.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/ipc/pipe_direction.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/ipc/pipe_direction.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod pipe_direction;
+use pipe_direction::*;
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -25,7 +43,6 @@ use nix::sys::pthread::{pthread_kill, pthread_self};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction, signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid, pipe, write};
-use oskata::ipc::pipe_direction::*;
 use oskata_harness::{Isolation, evidence, procfs, scaled, scratch_dir, student};
 use proptest::collection::vec;
 use proptest::prelude::*;

@@ -1,12 +1,29 @@
 //! processes/clone_vm: with CLONE_VM the child's store lands in the caller's own memory (and
 //! kcmp says they share one address space); without it the caller's variable is untouched.
 //! Either way the child is an ordinary child process with SIGCHLD as its exit signal.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/clone_vm.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/clone_vm.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/clone_vm.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod clone_vm;
+use clone_vm::*;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{Pid, getpid};
-use oskata::processes::clone_vm::*;
 use oskata_harness::{body_pid, isolated, procfs, student};
 use rstest::rstest;
 

@@ -1,10 +1,27 @@
 //! processes/cow: after fork the child's pages are the parent's, shared (smaps Shared_Dirty)
 //! until the child writes; each written page costs the child one minor fault and becomes its
 //! own (Private_Dirty); the parent's copy never changes.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/cow.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/cow.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/cow.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod cow;
+use cow::*;
 
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{Pid, SysconfVar, getpid, sysconf};
-use oskata::processes::cow::*;
 use oskata_harness::{body_pid, isolated, procfs, student};
 use rstest::rstest;
 

@@ -8,6 +8,24 @@
 //! status: Umask; the cwd link; the fd table), compares with its own, and finally releases and
 //! reaps it (the daemon was re-parented to the test process, a child subreaper). One test also
 //! has the daemon open a new pseudo-terminal, to see whether it becomes its controlling terminal.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/daemonize.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/daemonize.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/daemonize.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod daemonize;
+use daemonize::*;
 use std::fs::{self, File};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -19,7 +37,6 @@ use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::stat::{Mode, fstat, major, minor, umask};
 use nix::sys::wait::waitpid;
 use nix::unistd::{Pid, chdir, getpid, pipe};
-use oskata::processes::daemonize::*;
 use oskata_harness::evidence::{describe, state_word};
 use oskata_harness::poll as wait_for;
 use oskata_harness::procfs::{self, Fd, Stat};

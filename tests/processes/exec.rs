@@ -4,6 +4,24 @@
 //! - the new program's own view of itself: `cat /proc/self/cmdline` prints the argv the kernel
 //!   gave it, `ls /proc/self/fd` lists the fds it inherited;
 //! - that the child is gone once `run` returned, and that no copy of it came back into the test.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/exec.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/exec.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/exec.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod exec;
+use exec::*;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
@@ -14,7 +32,6 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{dup2_stdin, dup2_stdout, pipe2};
-use oskata::processes::exec::*;
 use oskata_harness::evidence::state_word;
 use oskata_harness::{body_pid, isolated, procfs, scratch_dir, student};
 use rstest::rstest;

@@ -2,6 +2,24 @@
 //! (`/proc/<child>/task`), its copy of a lock another thread held is locked for good (read
 //! from `/proc/<child>/mem`), and the parent releases the lock and joins its threads. A child
 //! that waits on the lock or on a thread is caught stuck in a futex and named.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/fork_in_threads.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/fork_in_threads.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/fork_in_threads.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod fork_in_threads;
+use fork_in_threads::*;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -11,7 +29,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{Pid, getpid};
-use oskata::processes::fork_in_threads::*;
 use oskata_harness::{body_pid, isolated, poll, procfs, scaled, student};
 use rstest::rstest;
 

@@ -10,12 +10,29 @@
 //! - in the caller, from `after_adoption`: the orphan's `/proc/<pid>/stat`, whose ppid is the
 //!   kernel's word on who adopted it;
 //! - afterwards: both children reaped (gone from `/proc`), the orphan's wait status.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/orphans.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/orphans.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/orphans.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod orphans;
+use orphans::*;
 use std::fs;
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{Pid, getpid};
-use oskata::processes::orphans::*;
 use oskata_harness::evidence::state_word;
 use oskata_harness::procfs::{self, Stat};
 use oskata_harness::{body_pid, isolated, scratch_dir, student};

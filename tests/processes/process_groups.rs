@@ -4,6 +4,24 @@
 //! - after a group signal, the `waitpid` status of every member of the target group
 //!   (`Signaled` with that signal), and for every other process (a second group, a child in
 //!   the caller's group) `/proc` state `S` with no signal pending in `/proc/<pid>/status`.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/process_groups.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/process_groups.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/process_groups.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod process_groups;
+use process_groups::*;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -11,7 +29,6 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pause};
-use oskata::processes::process_groups::*;
 use oskata_harness::evidence::{process_table, state_word};
 use oskata_harness::procfs::{self, Stat};
 use oskata_harness::{body_pid, isolated, poll, scaled, student};

@@ -1,5 +1,23 @@
 //! processes/reap_all: every child made is waited for (no zombie, a status for each, in
 //! spec order) and no other child of the caller is touched.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/reap_all.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/reap_all.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/reap_all.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod reap_all;
+use reap_all::*;
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -7,7 +25,6 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe};
-use oskata::processes::reap_all::*;
 use oskata_harness::{body_pid, cases, isolated, poll as wait_for, procfs, student};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

@@ -12,6 +12,24 @@
 //! A handler that takes a `Mutex` without allocating cannot be caught deterministically (the
 //! signal would have to land while the interrupted code holds the lock); the usual form,
 //! a `Mutex<Vec<_>>`, allocates and is caught.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/sigchld_reaper.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/sigchld_reaper.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/sigchld_reaper.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod sigchld_reaper;
+use sigchld_reaper::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -26,7 +44,6 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{
     ForkResult, Pid, dup, dup2_stderr, dup2_stdout, fork, getpid, pipe, read, write,
 };
-use oskata::processes::sigchld_reaper::*;
 use oskata_harness::poll as wait_for;
 use oskata_harness::{body_pid, isolated, procfs, scaled, scratch_dir, student};
 use rstest::rstest;

@@ -13,6 +13,23 @@
 //! counts as blocking only once it has lasted [`ASLEEP`] without the thread waking up in
 //! between (its `voluntary_ctxt_switches` unchanged); then the children are released so
 //! nothing hangs.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/waitpid_selectors.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/waitpid_selectors.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/waitpid_selectors.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod waitpid_selectors;
 use std::any::Any;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
@@ -21,11 +38,11 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
+use waitpid_selectors::*;
 
 use nix::errno::Errno;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpgrp, gettid, pipe, read, setpgid, write};
-use oskata::processes::waitpid_selectors::*;
 use oskata_harness::{body_pid, cases, isolated, poll, procfs, scaled, student};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

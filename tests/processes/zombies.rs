@@ -5,15 +5,32 @@
 //! sleeper, a zombie), confirmed by the harness's own stat parser before the student's
 //! detector is asked; and the student's zombie in `/proc` while `while_zombie` runs, and its
 //! absence once it is reaped.
+// The exercise under test: your stub, the reference solution (`--features solutions`), or a
+// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
+#[cfg_attr(
+    not(any(feature = "solutions", feature = "mistake")),
+    path = "../../exercises/processes/zombies.rs"
+)]
+#[cfg_attr(
+    all(feature = "solutions", not(feature = "mistake")),
+    path = "../../solutions/processes/zombies.rs"
+)]
+#[cfg_attr(
+    feature = "mistake",
+    path = "../../target/oskata-mistake/processes/zombies.rs"
+)]
+// A stub does not use all of its API yet (a variant your code will construct, say).
+#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+mod zombies;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
+use zombies::*;
 
 use nix::sys::prctl;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe, read};
-use oskata::processes::zombies::*;
 use oskata_harness::evidence::state_word;
 use oskata_harness::{body_pid, cases, isolated, poll, procfs, student};
 use proptest::test_runner::TestCaseError;
