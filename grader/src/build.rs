@@ -64,7 +64,7 @@ impl Build<'_> {
         let mut unmapped = String::new();
         for (target, rendered) in &attempt.errors {
             match targets::exercise_of(target).filter(|id| self.exercises.contains(&id.as_str())) {
-                Some(id) => append_bounded(built.broken.entry(id).or_default(), rendered),
+                Some(id) => append_bounded(built.broken.entry(id).or_default(), &tidy(rendered)),
                 None => append_bounded(&mut unmapped, rendered),
             }
         }
@@ -244,6 +244,31 @@ struct Diagnostic {
     rendered: Option<String>,
 }
 
+/// A compiler message with the test file's way to the exercise, `tests/<chapter>/../../`,
+/// left out of its paths: `exercises/ipc/pipe_direction.rs:3:1` is what the student edits.
+fn tidy(rendered: &str) -> String {
+    let mut out = String::with_capacity(rendered.len());
+    let mut rest = rendered;
+    while let Some(at) = rest.find("tests/") {
+        let after = &rest[at + "tests/".len()..];
+        let folder = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(after.len());
+        match after[folder..].strip_prefix("/../../") {
+            Some(tail) if folder > 0 => {
+                out.push_str(&rest[..at]);
+                rest = tail;
+            }
+            _ => {
+                out.push_str(&rest[..at + "tests/".len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The last `max` bytes of `text` (cut at a line start where it can be).
 fn tail(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -312,6 +337,18 @@ not json
         }
         assert!(s.len() <= KEEP_MESSAGES + 64, "{}", s.len());
         assert!(s.ends_with("[... more compiler errors left out ...]\n"));
+    }
+
+    #[test]
+    fn messages_name_the_students_file() {
+        assert_eq!(
+            tidy("error: x\n --> tests/ipc/../../exercises/ipc/pipe_direction.rs:3:1\n"),
+            "error: x\n --> exercises/ipc/pipe_direction.rs:3:1\n"
+        );
+        assert_eq!(
+            tidy("--> tests/ipc/pipe_direction.rs:9:2 and tests/ mentioned"),
+            "--> tests/ipc/pipe_direction.rs:9:2 and tests/ mentioned"
+        );
     }
 
     #[test]

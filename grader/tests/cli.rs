@@ -75,9 +75,14 @@ const CARGO_TOML: &str = "[package]\nname = \"kit\"\nautotests = false\n\n\
 
 /// How the fixture's test file brings in its exercise.
 const TEST_HEADER: &str = "\
-#[cfg_attr(not(any(feature = \"solutions\", feature = \"mistake\")), path = \"../../exercises/processes/fork_basics.rs\")]
-#[cfg_attr(all(feature = \"solutions\", not(feature = \"mistake\")), path = \"../../solutions/processes/fork_basics.rs\")]
-#[cfg_attr(feature = \"mistake\", path = \"../../target/oskata-mistake/processes/fork_basics.rs\")]
+#[cfg(not(any(feature = \"solutions\", feature = \"mistake\")))]
+#[path = \"../../exercises/processes/fork_basics.rs\"]
+mod fork_basics;
+#[cfg(all(feature = \"solutions\", not(feature = \"mistake\")))]
+#[path = \"../../solutions/processes/fork_basics.rs\"]
+mod fork_basics;
+#[cfg(feature = \"mistake\")]
+#[path = \"../../target/oskata-mistake/processes/fork_basics.rs\"]
 mod fork_basics;
 ";
 

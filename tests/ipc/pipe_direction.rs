@@ -11,24 +11,21 @@
 //! - for a signal that interrupts `copy_until_eof`: the copy seen asleep in `read(2)` on the
 //!   empty pipe (`/proc/<pid>/syscall`) when the signal is sent, and its handler run before
 //!   any more data is written, so that `read` cannot have returned anything but `EINTR`.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/ipc/pipe_direction.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/ipc/pipe_direction.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/ipc/pipe_direction.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/ipc/pipe_direction.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod pipe_direction;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/ipc/pipe_direction.rs"]
+mod pipe_direction;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/ipc/pipe_direction.rs"]
 mod pipe_direction;
 use pipe_direction::*;
+
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;

@@ -1,24 +1,21 @@
 //! processes/clone_vm: with CLONE_VM the child's store lands in the caller's own memory (and
 //! kcmp says they share one address space); without it the caller's variable is untouched.
 //! Either way the child is an ordinary child process with SIGCHLD as its exit signal.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/clone_vm.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/clone_vm.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/clone_vm.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/clone_vm.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod clone_vm;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/clone_vm.rs"]
+mod clone_vm;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/clone_vm.rs"]
 mod clone_vm;
 use clone_vm::*;
+
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,22 +1,18 @@
 //! processes/cow: after fork the child's pages are the parent's, shared (smaps Shared_Dirty)
 //! until the child writes; each written page costs the child one minor fault and becomes its
 //! own (Private_Dirty); the parent's copy never changes.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/cow.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/cow.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/cow.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/cow.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod cow;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/cow.rs"]
+mod cow;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/cow.rs"]
 mod cow;
 use cow::*;
 

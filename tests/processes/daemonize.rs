@@ -8,24 +8,21 @@
 //! status: Umask; the cwd link; the fd table), compares with its own, and finally releases and
 //! reaps it (the daemon was re-parented to the test process, a child subreaper). One test also
 //! has the daemon open a new pseudo-terminal, to see whether it becomes its controlling terminal.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/daemonize.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/daemonize.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/daemonize.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/daemonize.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod daemonize;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/daemonize.rs"]
+mod daemonize;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/daemonize.rs"]
 mod daemonize;
 use daemonize::*;
+
 use std::fs::{self, File};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};

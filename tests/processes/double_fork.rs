@@ -11,24 +11,21 @@
 //! - a correct caller returns while the grandchild still runs: `/proc` shows it alive, with
 //!   the test process as its parent, and no zombie among the caller's children;
 //! - after the release, a marker file proves the task ran to its end.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/double_fork.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/double_fork.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/double_fork.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/double_fork.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod double_fork;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/double_fork.rs"]
+mod double_fork;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/double_fork.rs"]
 mod double_fork;
 use double_fork::*;
+
 use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};

@@ -4,24 +4,21 @@
 //! - the new program's own view of itself: `cat /proc/self/cmdline` prints the argv the kernel
 //!   gave it, `ls /proc/self/fd` lists the fds it inherited;
 //! - that the child is gone once `run` returned, and that no copy of it came back into the test.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/exec.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/exec.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/exec.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/exec.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod exec;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/exec.rs"]
+mod exec;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/exec.rs"]
 mod exec;
 use exec::*;
+
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};

@@ -10,24 +10,21 @@
 //! handlers (Rust and the harness register none) and the calling thread's thread-local
 //! destructors (harmless). The child never returns into the test: `student()` stops one that
 //! does.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/exit_flush.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/exit_flush.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/exit_flush.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/exit_flush.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod exit_flush;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/exit_flush.rs"]
+mod exit_flush;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/exit_flush.rs"]
 mod exit_flush;
 use exit_flush::*;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 

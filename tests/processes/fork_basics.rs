@@ -1,24 +1,21 @@
 //! processes/fork_basics: fork returns twice; the child's pid and ppid, seen from both sides
 //! and from `/proc`; the child is reaped, and the caller keeps no fd it opened (every test
 //! checks with `check_fds` that both pipe ends are closed in the parent once it returns).
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/fork_basics.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/fork_basics.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/fork_basics.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/fork_basics.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod fork_basics;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/fork_basics.rs"]
+mod fork_basics;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/fork_basics.rs"]
 mod fork_basics;
 use fork_basics::*;
+
 use std::time::Duration;
 
 use nix::sys::wait::WaitStatus;

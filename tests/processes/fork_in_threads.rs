@@ -2,24 +2,21 @@
 //! (`/proc/<child>/task`), its copy of a lock another thread held is locked for good (read
 //! from `/proc/<child>/mem`), and the parent releases the lock and joins its threads. A child
 //! that waits on the lock or on a thread is caught stuck in a futex and named.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/fork_in_threads.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/fork_in_threads.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/fork_in_threads.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/fork_in_threads.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod fork_in_threads;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/fork_in_threads.rs"]
+mod fork_in_threads;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/fork_in_threads.rs"]
 mod fork_in_threads;
 use fork_in_threads::*;
+
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;

@@ -10,24 +10,21 @@
 //! - in the caller, from `after_adoption`: the orphan's `/proc/<pid>/stat`, whose ppid is the
 //!   kernel's word on who adopted it;
 //! - afterwards: both children reaped (gone from `/proc`), the orphan's wait status.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/orphans.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/orphans.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/orphans.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/orphans.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod orphans;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/orphans.rs"]
+mod orphans;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/orphans.rs"]
 mod orphans;
 use orphans::*;
+
 use std::fs;
 use std::time::{Duration, Instant};
 

@@ -4,24 +4,21 @@
 //! - after a group signal, the `waitpid` status of every member of the target group
 //!   (`Signaled` with that signal), and for every other process (a second group, a child in
 //!   the caller's group) `/proc` state `S` with no signal pending in `/proc/<pid>/status`.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/process_groups.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/process_groups.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/process_groups.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/process_groups.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod process_groups;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/process_groups.rs"]
+mod process_groups;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/process_groups.rs"]
 mod process_groups;
 use process_groups::*;
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

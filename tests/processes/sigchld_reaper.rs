@@ -12,24 +12,21 @@
 //! A handler that takes a `Mutex` without allocating cannot be caught deterministically (the
 //! signal would have to land while the interrupted code holds the lock); the usual form,
 //! a `Mutex<Vec<_>>`, allocates and is caught.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/sigchld_reaper.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/sigchld_reaper.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/sigchld_reaper.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/sigchld_reaper.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
+mod sigchld_reaper;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/sigchld_reaper.rs"]
+mod sigchld_reaper;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/sigchld_reaper.rs"]
 mod sigchld_reaper;
 use sigchld_reaper::*;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs::{self, File};
 use std::io::{Read, Write};

@@ -4,30 +4,27 @@
 //! for a real child always comes from the raw status itself (libc's W* macros), never from
 //! what the test assumes the kernel did: the core-dump flag in particular depends on the
 //! machine.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/wait_status.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/wait_status.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/wait_status.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/wait_status.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
 mod wait_status;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/wait_status.rs"]
+mod wait_status;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/wait_status.rs"]
+mod wait_status;
+use wait_status::*;
+
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{ForkResult, Pid, fork, pause, setpgid};
 use oskata_harness::{cases, isolated, student};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rstest::rstest;
-use wait_status::*;
 
 /// What the libc macros, applied to `raw`, say happened: the reference answer.
 fn oracle(raw: i32) -> Decoded {

@@ -13,23 +13,21 @@
 //! counts as blocking only once it has lasted [`ASLEEP`] without the thread waking up in
 //! between (its `voluntary_ctxt_switches` unchanged); then the children are released so
 //! nothing hangs.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/waitpid_selectors.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/waitpid_selectors.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/waitpid_selectors.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/waitpid_selectors.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
 mod waitpid_selectors;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/waitpid_selectors.rs"]
+mod waitpid_selectors;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/waitpid_selectors.rs"]
+mod waitpid_selectors;
+use waitpid_selectors::*;
+
 use std::any::Any;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
@@ -38,7 +36,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
-use waitpid_selectors::*;
 
 use nix::errno::Errno;
 use nix::sys::wait::{WaitStatus, waitpid};

@@ -5,28 +5,25 @@
 //! sleeper, a zombie), confirmed by the harness's own stat parser before the student's
 //! detector is asked; and the student's zombie in `/proc` while `while_zombie` runs, and its
 //! absence once it is reaped.
-// The exercise under test: your stub, the reference solution (`--features solutions`), or a
-// shipped mistake that the grader's proof copies into target/ (`--features mistake`).
-#[cfg_attr(
-    not(any(feature = "solutions", feature = "mistake")),
-    path = "../../exercises/processes/zombies.rs"
-)]
-#[cfg_attr(
-    all(feature = "solutions", not(feature = "mistake")),
-    path = "../../solutions/processes/zombies.rs"
-)]
-#[cfg_attr(
-    feature = "mistake",
-    path = "../../target/oskata-mistake/processes/zombies.rs"
-)]
-// A stub does not use all of its API yet (a variant your code will construct, say).
-#[cfg_attr(not(any(feature = "solutions", feature = "mistake")), allow(dead_code))]
+
+// The exercise under test: your stub (by default), the reference solution (`--features
+// solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
+#[cfg(not(any(feature = "solutions", feature = "mistake")))]
+#[path = "../../exercises/processes/zombies.rs"]
+#[allow(dead_code)] // a stub does not use all of its API yet
 mod zombies;
+#[cfg(all(feature = "solutions", not(feature = "mistake")))]
+#[path = "../../solutions/processes/zombies.rs"]
+mod zombies;
+#[cfg(feature = "mistake")]
+#[path = "../../target/oskata-mistake/processes/zombies.rs"]
+mod zombies;
+use zombies::*;
+
 use std::ffi::CString;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
-use zombies::*;
 
 use nix::sys::prctl;
 use nix::sys::wait::{WaitStatus, waitpid};
