@@ -19,13 +19,14 @@ use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::sys::stat::fstat;
 use nix::unistd::{Gid, Pid, Uid, getpid, setsid};
+use oskata_protocol as protocol;
+use oskata_protocol::body::{LEAK, NOT_STARTED, NOTE, PANIC, PASS, STRAY};
 
 use crate::cgroup::{self, PidsCgroup};
 use crate::evidence;
 use crate::guard;
 use crate::isolate::Isolation;
 use crate::procfs;
-use crate::report::frame;
 use crate::sysvipc;
 
 /// The pid of the body process, 0 outside an isolated test.
@@ -86,7 +87,7 @@ fn send(tag: &str, payload: &str) {
     if fd < 0 {
         return;
     }
-    let bytes = frame(tag, payload);
+    let bytes = protocol::frame(tag, payload);
     // SAFETY: writes a buffer we own to the result pipe's fd (inherited across fork).
     let _ = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
 }
@@ -103,7 +104,7 @@ fn stop_if_stray(panicked: Option<String>) {
         None => String::new(),
     };
     send(
-        "stray",
+        STRAY,
         &format!(
             "a child process returned into the test instead of exiting: pid {me}, forked from the test process \
              {body}, came back from the code under test{how}. A child must end with exit() or _exit() (or exec); \
@@ -163,14 +164,14 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
         && let Err(e) = acquire_terminal()
     {
         send(
-            "panic",
+            PANIC,
             &format!("oskata-harness: cannot give the test a controlling terminal: {e}"),
         );
         // SAFETY: leave at once; the supervisor reports the failure.
         unsafe { libc::_exit(0) }
     }
     for note in &notes {
-        send("note", note);
+        send(NOTE, note);
     }
     let private_ipc = !notes.iter().any(|n| n == NO_IPC_NAMESPACE);
     let fds_before = if opts.check_fds {
@@ -196,19 +197,19 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
         Err(payload) => {
             let recorded = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
             let msg = recorded.unwrap_or_else(|| panic_text(payload.as_ref()));
-            let tag = if msg.starts_with("not yet implemented") {
-                "notstarted"
+            let tag = if protocol::is_not_started(&msg) {
+                NOT_STARTED
             } else {
-                "panic"
+                PANIC
             };
             send(tag, &msg);
         }
         Ok(()) => {
             let leaks = leak_check(opts, &fds_before, &ipc_before, private_ipc);
             if leaks.is_empty() {
-                send("pass", "");
+                send(PASS, "");
             } else {
-                send("leak", &leaks.join("\n"));
+                send(LEAK, &leaks.join("\n"));
             }
         }
     }

@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::report::{self, Report, VERDICT_TAG, Verdict};
+use oskata_protocol::{self as protocol, Verdict};
+
+use crate::report::Report;
 use crate::supervisor;
 
 thread_local! {
@@ -105,9 +107,8 @@ impl Isolation {
                 )
             };
             panic!(
-                "{VERDICT_TAG}{}@@ {}\n{}{output}",
-                report.verdict.word(),
-                report.verdict,
+                "{}\n{}{output}",
+                protocol::verdict_line(report.verdict),
                 report.message
             );
         }
@@ -236,18 +237,16 @@ fn deadline_scale(text: Option<&str>) -> Result<f64, String> {
     }
 }
 
-/// The marker before the supervisor's framed report on its stdout.
-pub(crate) const REPORT_MARK: &str = "\n@@oskata-report@@\n";
-
+/// The supervisor's report: the framed records after the last [`protocol::REPORT_MARK`].
 fn find_report(out: &[u8]) -> Option<Report> {
-    let mark = REPORT_MARK.as_bytes();
+    let mark = protocol::REPORT_MARK.as_bytes();
     let at = out.windows(mark.len()).rposition(|w| w == mark)?;
-    let recs = report::records(&out[at + mark.len()..]);
+    let recs = protocol::records(&out[at + mark.len()..]);
     let get = |tag: &str| recs.iter().find(|(t, _)| t == tag).map(|(_, v)| v.clone());
     Some(Report {
-        verdict: Verdict::from_word(&get("verdict")?)?,
-        message: get("message").unwrap_or_default(),
-        output: get("output").unwrap_or_default(),
+        verdict: Verdict::from_word(&get(protocol::report::VERDICT)?)?,
+        message: get(protocol::report::MESSAGE).unwrap_or_default(),
+        output: get(protocol::report::OUTPUT).unwrap_or_default(),
     })
 }
 

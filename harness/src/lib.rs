@@ -46,4 +46,5 @@ pub mod sysvipc;
 
 pub use body::{body_pid, scratch_dir, student};
 pub use isolate::{Isolation, isolated, scaled};
-pub use report::{Report, VERDICT_TAG, Verdict};
+pub use oskata_protocol::{VERDICT_TAG, Verdict};
+pub use report::Report;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork, getpid, pipe, setsid};
-use oskata_harness::{Isolation, Report, Verdict, isolated, poll, procfs, scratch_dir, student};
+use oskata_harness::{
+    Isolation, Report, VERDICT_TAG, Verdict, isolated, poll, procfs, scratch_dir, student,
+};
 use rstest::rstest;
 
 /// Runs `body` isolated with a short deadline and returns the report.
@@ -54,6 +56,23 @@ fn a_panic_fails_with_its_message() {
     let r = report(|| panic!("boom {}", 42));
     assert_eq!(r.verdict, Verdict::Failed);
     assert!(r.message.contains("boom 42"), "{r:?}");
+}
+
+#[test]
+fn a_failing_run_panics_with_the_verdict_line_first() {
+    let panic = std::panic::catch_unwind(|| Isolation::new().run(|| panic!("boom")))
+        .expect_err("a failing body must make run() panic");
+    let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("{VERDICT_TAG}failed@@ failed").as_str()),
+        "{text}"
+    );
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("boom")),
+        "{text}"
+    );
 }
 
 #[test]
