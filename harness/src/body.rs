@@ -1,3 +1,4 @@
+// depends on: options, protocol, cgroup, evidence, guard, procfs, sysvipc (stage B, the last).
 //! The body process (B): forked by the supervisor, it puts itself in a known state, runs the
 //! test body, checks what the body left behind, and sends one record to the supervisor.
 //!
@@ -25,7 +26,7 @@ use oskata_protocol::body::{LEAK, NOT_STARTED, NOTE, PANIC, PASS, STRAY};
 use crate::cgroup::{self, PidsCgroup};
 use crate::evidence;
 use crate::guard;
-use crate::isolate::Isolation;
+use crate::options::Isolation;
 use crate::procfs;
 use crate::sysvipc;
 
@@ -156,8 +157,7 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     drop(setup.output);
     close_inherited_fds(RESULT_FD.load(Ordering::SeqCst));
 
-    let namespaces = opts.namespaces && std::env::var_os("OSKATA_NO_NAMESPACES").is_none();
-    let notes = prepare(setup.cgroup, namespaces);
+    let notes = prepare(setup.cgroup, opts.wants_namespaces());
     // Relative paths the code under test writes land in the scratch directory, removed after.
     let _ = std::env::set_current_dir(&setup.scratch);
     if opts.terminal

@@ -1,3 +1,4 @@
+// depends on: options, protocol, report, body, cgroup, evidence, procfs (stage C; never isolate).
 //! The supervisor (C): runs in the re-executed test binary, forks the body process (B), and
 //! watches it with a deadline. Whatever happens it then kills and reaps every descendant,
 //! removes the scratch directory and the cgroup, and prints one framed report for the parent.
@@ -22,7 +23,7 @@ use oskata_protocol::{self as protocol, Verdict};
 use crate::body::{self, Setup};
 use crate::cgroup::PidsCgroup;
 use crate::evidence;
-use crate::isolate::{Isolation, PARENT_ENV};
+use crate::options::{Isolation, PARENT_ENV};
 use crate::procfs;
 use crate::report::Report;
 
