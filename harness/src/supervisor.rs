@@ -46,6 +46,17 @@ pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
         Ok(pipe) => pipe,
         Err(e) => finish(fatal(format!("pipe2 failed: {e}"))),
     };
+    // The supervisor drains both pipes without ever blocking on them, since a daemon may hold
+    // a write end open for ever: a blocking read would hang it past the deadline. So a pipe
+    // that cannot be made non-blocking fails the test. (Set before the fork, on the read ends
+    // only, so no body has run yet.)
+    for fd in [&res_r, &out_r] {
+        if let Err(e) = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
+            finish(fatal(format!(
+                "cannot make the supervisor's pipes non-blocking (fcntl O_NONBLOCK): {e}"
+            )));
+        }
+    }
     let scratch = scratch_path(me.as_raw() as u32);
     if let Err(e) = std::fs::create_dir_all(&scratch) {
         finish(fatal(format!(
@@ -223,9 +234,6 @@ fn supervise(
     out_r: OwnedFd,
     parent: &Parent,
 ) -> Option<Report> {
-    for fd in [&res_r, &out_r] {
-        let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-    }
     let pidfd = pidfd_open(child);
     let start = Instant::now();
     let limit = opts.limit();
