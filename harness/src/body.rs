@@ -1,3 +1,4 @@
+// depends on: options, protocol, cgroup, evidence, guard, procfs, sysvipc (stage B, the last).
 //! The body process (B): forked by the supervisor, it puts itself in a known state, runs the
 //! test body, checks what the body left behind, and sends one record to the supervisor.
 //!
@@ -14,18 +15,20 @@ use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::sys::stat::fstat;
-use nix::unistd::{Gid, Pid, Uid, getpid, setsid};
+use nix::unistd::{Gid, Pid, Uid, chdir, dup2_stderr, dup2_stdout, getpid, setsid};
+use oskata_protocol as protocol;
+use oskata_protocol::body::{LEAK, NOT_STARTED, NOTE, PANIC, PASS, STRAY};
 
 use crate::cgroup::{self, PidsCgroup};
 use crate::evidence;
 use crate::guard;
-use crate::isolate::Isolation;
+use crate::options::Isolation;
 use crate::procfs;
-use crate::report::frame;
 use crate::sysvipc;
 
 /// The pid of the body process, 0 outside an isolated test.
@@ -86,7 +89,7 @@ fn send(tag: &str, payload: &str) {
     if fd < 0 {
         return;
     }
-    let bytes = frame(tag, payload);
+    let bytes = protocol::frame(tag, payload);
     // SAFETY: writes a buffer we own to the result pipe's fd (inherited across fork).
     let _ = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
 }
@@ -103,7 +106,7 @@ fn stop_if_stray(panicked: Option<String>) {
         None => String::new(),
     };
     send(
-        "stray",
+        STRAY,
         &format!(
             "a child process returned into the test instead of exiting: pid {me}, forked from the test process \
              {body}, came back from the code under test{how}. A child must end with exit() or _exit() (or exec); \
@@ -147,30 +150,36 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     } else {
         RESULT_FD.store(setup.result.into_raw_fd(), Ordering::SeqCst);
     }
-    // SAFETY: dup2 onto 1 and 2 replaces stdout and stderr with the capture pipe.
-    unsafe {
-        libc::dup2(setup.output.as_raw_fd(), 1);
-        libc::dup2(setup.output.as_raw_fd(), 2);
+    // A promise: the report shows what the test printed, and output never goes to the
+    // supervisor's own stdout, where the parent reads the report. Without it, fail.
+    if let Err(e) = dup2_stdout(&setup.output) {
+        setup_failed("capture the test's stdout (dup2 onto fd 1)", e);
+    }
+    if let Err(e) = dup2_stderr(&setup.output) {
+        setup_failed("capture the test's stderr (dup2 onto fd 2)", e);
     }
     drop(setup.output);
     close_inherited_fds(RESULT_FD.load(Ordering::SeqCst));
 
-    let namespaces = opts.namespaces && std::env::var_os("OSKATA_NO_NAMESPACES").is_none();
-    let notes = prepare(setup.cgroup, namespaces);
-    // Relative paths the code under test writes land in the scratch directory, removed after.
-    let _ = std::env::set_current_dir(&setup.scratch);
+    let notes = prepare(setup.cgroup, opts.wants_namespaces());
+    // A promise: relative paths the code under test writes land in the scratch directory,
+    // removed after; in any other directory they would be left behind. Without it, fail.
+    if let Err(e) = chdir(&setup.scratch) {
+        setup_failed(
+            &format!(
+                "enter the scratch directory {} (chdir)",
+                setup.scratch.display()
+            ),
+            e,
+        );
+    }
     if opts.terminal
         && let Err(e) = acquire_terminal()
     {
-        send(
-            "panic",
-            &format!("oskata-harness: cannot give the test a controlling terminal: {e}"),
-        );
-        // SAFETY: leave at once; the supervisor reports the failure.
-        unsafe { libc::_exit(0) }
+        setup_failed("give the test a controlling terminal", e);
     }
     for note in &notes {
-        send("note", note);
+        send(NOTE, note);
     }
     let private_ipc = !notes.iter().any(|n| n == NO_IPC_NAMESPACE);
     let fds_before = if opts.check_fds {
@@ -196,24 +205,35 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
         Err(payload) => {
             let recorded = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
             let msg = recorded.unwrap_or_else(|| panic_text(payload.as_ref()));
-            let tag = if msg.starts_with("not yet implemented") {
-                "notstarted"
+            let tag = if protocol::is_not_started(&msg) {
+                NOT_STARTED
             } else {
-                "panic"
+                PANIC
             };
             send(tag, &msg);
         }
         Ok(()) => {
             let leaks = leak_check(opts, &fds_before, &ipc_before, private_ipc);
             if leaks.is_empty() {
-                send("pass", "");
+                send(PASS, "");
             } else {
-                send("leak", &leaks.join("\n"));
+                send(LEAK, &leaks.join("\n"));
             }
         }
     }
     let _ = std::io::stdout().flush();
     // SAFETY: leave without returning into libtest, which would report on its own.
+    unsafe { libc::_exit(0) }
+}
+
+/// Fails the test as a harness error: a step of the body's setup that one of the harness's
+/// promises rests on did not work, so the test's result could not be trusted. Sends a
+/// [`PANIC`] record "oskata-harness: cannot <step>: <errno>" and leaves at once, without
+/// running the body.
+fn setup_failed(step: &str, error: impl std::fmt::Display) -> ! {
+    send(PANIC, &format!("oskata-harness: cannot {step}: {error}"));
+    // SAFETY: leave at once, running no test code and no destructors; the supervisor reports
+    // the failure from the record just sent.
     unsafe { libc::_exit(0) }
 }
 
@@ -235,11 +255,42 @@ fn acquire_terminal() -> std::io::Result<()> {
 
 /// Closes every fd above 2 except the result pipe: what the test binary inherited (cargo's
 /// jobserver pipe, a terminal) is no business of the test and would only clutter its evidence.
+///
+/// A promise (the test starts with only the standard fds, and a leaked fd is the test's own):
+/// where close_range(2) is missing (`ENOSYS`: Linux before 5.9; `EPERM`: a container's seccomp
+/// profile that refuses system calls it does not know) the fds listed in `/proc/self/fd` are
+/// closed one by one instead; any other failure, or no listing either, fails the test.
 fn close_inherited_fds(keep: i32) {
     let ranges = [(3, keep - 1), (keep + 1, i32::MAX)];
     for (first, last) in ranges.into_iter().filter(|(a, b)| a <= b) {
-        // SAFETY: close_range(2) closes fds this process owns; nothing here refers to them.
-        unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
+        // SAFETY: close_range(2) closes fds of this process that no live object refers to:
+        // the harness's own are 0 to 2 and `keep`, and whatever in the supervisor's stack owns
+        // an fd (its pidfd of the parent) is never dropped here, since this process never
+        // returns into that stack.
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
+        match Errno::result(rc) {
+            Ok(_) => {}
+            Err(Errno::ENOSYS | Errno::EPERM) => return close_listed_fds(keep),
+            Err(e) => setup_failed("close the fds the test binary inherited (close_range)", e),
+        }
+    }
+}
+
+/// The slow way of [`close_inherited_fds`]: closes each fd above 2 but `keep` that
+/// `/proc/self/fd` lists (the listing leaves out its own directory stream).
+fn close_listed_fds(keep: i32) {
+    let open = match procfs::fds(getpid()) {
+        Ok(open) => open,
+        Err(e) => setup_failed(
+            "close the inherited fds (no close_range, and /proc/self/fd unreadable)",
+            e,
+        ),
+    };
+    for fd in open.iter().map(|f| f.fd).filter(|&fd| fd > 2 && fd != keep) {
+        // The result is not needed: Linux releases the fd even when close(2) reports EINTR
+        // or EIO, and EBADF means it is closed already.
+        // SAFETY: as in `close_inherited_fds`, no live object refers to these fds.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -248,10 +299,20 @@ fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> Vec<String> {
     let mut notes = Vec::new();
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    // A session of its own (and so a process group of its own, with no terminal): signals
-    // sent to a group or a terminal's foreground job reach only this test.
-    let _ = setsid();
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    // A promise: a session of its own (and so a process group of its own, with no terminal),
+    // so signals sent to a group or a terminal's foreground job reach only this test, and a
+    // test of sessions and groups sees the ones it expects. Without it, fail.
+    if let Err(e) = setsid() {
+        setup_failed("give the test a session of its own (setsid)", e);
+    }
+    // A promise: orphans of the test's processes are re-parented to the body, so a test of
+    // daemons and reaping sees them as the exercise says. Without it, fail.
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        setup_failed(
+            "make the test process a child subreaper (prctl PR_SET_CHILD_SUBREAPER)",
+            e,
+        );
+    }
     reset_dispositions();
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // glibc's sigprocmask keeps its own internal signals (32, 33) as they were; the raw
@@ -387,4 +448,42 @@ fn leak_check(
         }
     }
     leaks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without close_range(2), the fds above 2 are closed one by one, except the result pipe,
+    /// through which this body still reports that it passed.
+    #[test]
+    fn without_close_range_the_inherited_fds_are_closed_one_by_one() {
+        crate::isolated(|| {
+            let extra = std::fs::File::open("/dev/null").unwrap().into_raw_fd();
+            let keep = RESULT_FD.load(Ordering::SeqCst);
+            close_listed_fds(keep);
+            // SAFETY: F_GETFD only asks whether `extra` is open.
+            let flags = unsafe { libc::fcntl(extra, libc::F_GETFD) };
+            assert_eq!(Errno::result(flags), Err(Errno::EBADF));
+            let left: Vec<i32> = procfs::fds(getpid())
+                .unwrap()
+                .iter()
+                .map(|f| f.fd)
+                .filter(|&fd| fd > 2)
+                .collect();
+            assert_eq!(left, vec![keep]);
+        });
+    }
+
+    /// A failed setup step is a harness error that names the step and the errno.
+    #[test]
+    fn a_failed_setup_step_fails_the_test_loudly() {
+        let r = crate::Isolation::new().report(|| setup_failed("do a step (step)", Errno::EPERM));
+        assert_eq!(r.verdict, protocol::Verdict::Failed, "{r:?}");
+        assert!(
+            r.message
+                .starts_with("oskata-harness: cannot do a step (step): EPERM"),
+            "{r:?}"
+        );
+    }
 }

@@ -1,3 +1,4 @@
+// depends on: options, protocol, report, supervisor (stage P, first of the line; never body).
 //! The parent side of an isolated test: re-execute the test binary for this one test, wait
 //! for the supervisor's report, and turn it into a pass or a panic with evidence.
 use std::io::Read;
@@ -6,7 +7,10 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::report::{self, Report, VERDICT_TAG, Verdict};
+use oskata_protocol::{self as protocol, Verdict};
+
+use crate::options::{CHILD_ENV, Isolation, PARENT_ENV};
+use crate::report::Report;
 use crate::supervisor;
 
 thread_local! {
@@ -14,84 +18,16 @@ thread_local! {
     static CALLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// The variable that tells a re-executed test binary which test to supervise.
-pub(crate) const CHILD_ENV: &str = "OSKATA_ISOLATED_TEST";
-/// The variable that tells the supervisor which process to watch: when the test process that
-/// started it dies, the supervisor cleans up and leaves.
-pub(crate) const PARENT_ENV: &str = "OSKATA_ISOLATED_PARENT";
 /// How long the parent waits past the test's own deadline for the supervisor to report.
 const GRACE: Duration = Duration::from_secs(20);
-/// The variable that stretches (or shrinks) every deadline by a factor.
-pub const SCALE_ENV: &str = "OSKATA_DEADLINE_SCALE";
-/// The default deadline of a test body.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Options for one isolated test; [`isolated`] uses the defaults.
-#[derive(Debug, Clone)]
-pub struct Isolation {
-    pub(crate) deadline: Duration,
-    pub(crate) check_fds: bool,
-    pub(crate) namespaces: bool,
-    pub(crate) terminal: bool,
-}
-
-impl Default for Isolation {
-    fn default() -> Self {
-        Isolation {
-            deadline: DEFAULT_DEADLINE,
-            check_fds: false,
-            namespaces: true,
-            terminal: false,
-        }
-    }
-}
 
 /// Runs `body` isolated with the default options and panics with the evidence if it fails.
 pub fn isolated(body: impl FnOnce()) {
     Isolation::new().run(body)
 }
 
+/// Running a test: the options themselves and their builder methods are in `options.rs`.
 impl Isolation {
-    /// The defaults: a 10 s deadline, no fd check.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// How long the body may run before it is stopped and reported as timed out.
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
-        self
-    }
-
-    /// Also fail when the body returns with fds open that it did not have at the start.
-    pub fn check_fds(mut self) -> Self {
-        self.check_fds = true;
-        self
-    }
-
-    /// Give the body process a controlling terminal (a new pseudo-terminal) before the body
-    /// runs. CI has no terminal at all, so without this a test could not tell a daemon that
-    /// detached from its terminal from one that never had one.
-    pub fn controlling_terminal(mut self) -> Self {
-        self.terminal = true;
-        self
-    }
-
-    /// The deadline actually applied: the test's own, times `OSKATA_DEADLINE_SCALE` when that
-    /// variable is set (for a slow machine, or a run under valgrind). A value that is not a
-    /// positive number fails the test with a message saying so.
-    pub fn limit(&self) -> Duration {
-        scaled(self.deadline)
-    }
-
-    /// Do not enter a private IPC namespace: behave as on a machine that forbids them, where
-    /// System V objects are tracked by the pids the kernel records on them. For testing that
-    /// fallback; the environment variable `OSKATA_NO_NAMESPACES=1` does the same for every test.
-    pub fn without_namespaces(mut self) -> Self {
-        self.namespaces = false;
-        self
-    }
-
     /// Runs `body` isolated and panics, with the verdict tag the grader reads, unless it passed.
     pub fn run(self, body: impl FnOnce()) {
         let report = self.report(body);
@@ -105,9 +41,8 @@ impl Isolation {
                 )
             };
             panic!(
-                "{VERDICT_TAG}{}@@ {}\n{}{output}",
-                report.verdict.word(),
-                report.verdict,
+                "{}\n{}{output}",
+                protocol::verdict_line(report.verdict),
                 report.message
             );
         }
@@ -214,59 +149,22 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
     }
 }
 
-/// `d` times the factor [`SCALE_ENV`] asks for (1 when unset). Every time limit inside a test
-/// (how long to wait for a child to fall asleep, to die, to report) goes through this, so that
-/// stretching the deadlines on a slow machine stretches them all alike. A value that is not a
-/// positive number fails the test with a message saying so.
-pub fn scaled(d: Duration) -> Duration {
-    match deadline_scale(std::env::var(SCALE_ENV).ok().as_deref()) {
-        Ok(scale) => d.mul_f64(scale),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// The factor [`SCALE_ENV`] asks for: 1 when unset.
-fn deadline_scale(text: Option<&str>) -> Result<f64, String> {
-    let Some(text) = text else { return Ok(1.0) };
-    match text.trim().parse::<f64>() {
-        Ok(scale) if scale.is_finite() && scale > 0.0 => Ok(scale),
-        _ => Err(format!(
-            "{SCALE_ENV} must be a positive number such as 2 or 0.5, not {text:?}"
-        )),
-    }
-}
-
-/// The marker before the supervisor's framed report on its stdout.
-pub(crate) const REPORT_MARK: &str = "\n@@oskata-report@@\n";
-
+/// The supervisor's report: the framed records after the last [`protocol::REPORT_MARK`].
 fn find_report(out: &[u8]) -> Option<Report> {
-    let mark = REPORT_MARK.as_bytes();
+    let mark = protocol::REPORT_MARK.as_bytes();
     let at = out.windows(mark.len()).rposition(|w| w == mark)?;
-    let recs = report::records(&out[at + mark.len()..]);
+    let recs = protocol::records(&out[at + mark.len()..]);
     let get = |tag: &str| recs.iter().find(|(t, _)| t == tag).map(|(_, v)| v.clone());
     Some(Report {
-        verdict: Verdict::from_word(&get("verdict")?)?,
-        message: get("message").unwrap_or_default(),
-        output: get("output").unwrap_or_default(),
+        verdict: Verdict::from_word(&get(protocol::report::VERDICT)?)?,
+        message: get(protocol::report::MESSAGE).unwrap_or_default(),
+        output: get(protocol::report::OUTPUT).unwrap_or_default(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_deadline_scale_is_read_strictly() {
-        assert_eq!(deadline_scale(None), Ok(1.0));
-        assert_eq!(deadline_scale(Some(" 2.5 ")), Ok(2.5));
-        for bad in ["0", "-1", "NaN", "inf", "two", ""] {
-            let e = deadline_scale(Some(bad)).unwrap_err();
-            assert!(
-                e.contains("OSKATA_DEADLINE_SCALE must be a positive number"),
-                "{e}"
-            );
-        }
-    }
 
     #[test]
     fn a_re_exec_that_runs_no_test_fails_loudly() {

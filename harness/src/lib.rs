@@ -38,6 +38,7 @@ mod cgroup;
 pub mod evidence;
 mod guard;
 mod isolate;
+mod options;
 pub mod poll;
 pub mod procfs;
 mod report;
@@ -45,5 +46,51 @@ mod supervisor;
 pub mod sysvipc;
 
 pub use body::{body_pid, scratch_dir, student};
-pub use isolate::{Isolation, isolated, scaled};
-pub use report::{Report, VERDICT_TAG, Verdict};
+pub use isolate::isolated;
+pub use options::{Isolation, scaled};
+pub use oskata_protocol::{VERDICT_TAG, Verdict};
+pub use report::Report;
+
+#[cfg(test)]
+mod tests {
+    /// The three stages depend in a line, isolate (P) -> supervisor (C) -> body (B), all of
+    /// them on options: no module imports one above it (a tripwire on the sources, their unit
+    /// tests left out, which may run a whole isolated test).
+    #[test]
+    fn the_stages_depend_in_a_line() {
+        let files = [
+            (
+                "options.rs",
+                include_str!("options.rs"),
+                &["isolate", "supervisor", "body"][..],
+            ),
+            (
+                "body.rs",
+                include_str!("body.rs"),
+                &["isolate", "supervisor"][..],
+            ),
+            (
+                "supervisor.rs",
+                include_str!("supervisor.rs"),
+                &["isolate"][..],
+            ),
+        ];
+        let names = |line: &str, path: &str| {
+            line.match_indices(path).any(|(at, _)| {
+                !line[at + path.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+            })
+        };
+        for (file, source, above) in files {
+            let code = source.split("\n#[cfg(test)]").next().unwrap_or_default();
+            for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for stage in above {
+                    assert!(
+                        !names(line, &format!("crate::{stage}"))
+                            && !names(line, &format!("super::{stage}")),
+                        "{file} imports {stage}, a stage above it: {line}"
+                    );
+                }
+            }
+        }
+    }
+}

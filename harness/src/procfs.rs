@@ -7,7 +7,11 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 
+use nix::dir::Dir;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{FileStat, Mode, fstat, stat as stat_path};
 use nix::unistd::Pid;
 
 /// The fields of `/proc/<pid>/stat` the kit needs, parsed the safe way.
@@ -146,15 +150,42 @@ impl Fd {
 }
 
 /// Lists the open fds of `pid` with their targets and access modes, sorted by number.
+///
+/// The listing never includes the fd that reads it: when the table read is this process's
+/// own (`pid` is this process, or shares its fd table), the directory stream on
+/// `/proc/<pid>/fd` is itself one of the fds listed, and it is left out. Every name is read
+/// before anything else is opened, so the stream is the only such fd.
 pub fn fds(pid: Pid) -> io::Result<Vec<Fd>> {
+    let path = format!("/proc/{pid}/fd");
+    let mut dir = Dir::open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut numbers = Vec::new();
+    for entry in dir.iter() {
+        if let Some(fd) = entry?
+            .file_name()
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            numbers.push(fd);
+        }
+    }
+    // The stream's own entry has its number and, followed, leads to the very directory it
+    // has open; in another process's table that number is an fd of theirs and is kept.
+    let reader = dir.as_raw_fd();
+    let identity = |st: FileStat| (st.st_dev, st.st_ino);
+    let own = fstat(&dir).ok().map(identity);
     let mut out = Vec::new();
-    for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
-        let entry = entry?;
-        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+    for fd in numbers {
+        let link = format!("{path}/{fd}");
+        if fd == reader && own.is_some() && stat_path(link.as_str()).ok().map(identity) == own {
             continue;
-        };
+        }
         // An fd can close between readdir and readlink: skip it.
-        let Ok(target) = fs::read_link(entry.path()) else {
+        let Ok(target) = fs::read_link(&link) else {
             continue;
         };
         let access = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
@@ -171,6 +202,8 @@ pub fn fds(pid: Pid) -> io::Result<Vec<Fd>> {
             access,
         });
     }
+    // Open until here, so that no other fd takes the stream's number during the comparison.
+    drop(dir);
     out.sort_by_key(|f| f.fd);
     Ok(out)
 }

@@ -1,3 +1,4 @@
+// depends on: options, protocol, report, body, cgroup, evidence, procfs (stage C; never isolate).
 //! The supervisor (C): runs in the re-executed test binary, forks the body process (B), and
 //! watches it with a deadline. Whatever happens it then kills and reaps every descendant,
 //! removes the scratch directory and the cgroup, and prints one framed report for the parent.
@@ -17,13 +18,14 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getppid, pipe2, read};
+use oskata_protocol::{self as protocol, Verdict};
 
 use crate::body::{self, Setup};
 use crate::cgroup::PidsCgroup;
 use crate::evidence;
-use crate::isolate::{Isolation, PARENT_ENV, REPORT_MARK};
+use crate::options::{Isolation, PARENT_ENV};
 use crate::procfs;
-use crate::report::{self, Report, Verdict};
+use crate::report::Report;
 
 /// How much of the test's output is kept: the start and the end, with a count of what fell
 /// in between, so a flood of output costs memory once and never stalls the writers.
@@ -44,6 +46,17 @@ pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
         Ok(pipe) => pipe,
         Err(e) => finish(fatal(format!("pipe2 failed: {e}"))),
     };
+    // The supervisor drains both pipes without ever blocking on them, since a daemon may hold
+    // a write end open for ever: a blocking read would hang it past the deadline. So a pipe
+    // that cannot be made non-blocking fails the test. (Set before the fork, on the read ends
+    // only, so no body has run yet.)
+    for fd in [&res_r, &out_r] {
+        if let Err(e) = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
+            finish(fatal(format!(
+                "cannot make the supervisor's pipes non-blocking (fcntl O_NONBLOCK): {e}"
+            )));
+        }
+    }
     let scratch = scratch_path(me.as_raw() as u32);
     if let Err(e) = std::fs::create_dir_all(&scratch) {
         finish(fatal(format!(
@@ -131,10 +144,13 @@ impl Parent {
 }
 /// Prints the framed report for the parent and leaves this re-executed test binary.
 fn finish(report: Report) -> ! {
-    let mut out = REPORT_MARK.as_bytes().to_vec();
-    out.extend(report::frame("verdict", report.verdict.word()));
-    out.extend(report::frame("message", &report.message));
-    out.extend(report::frame("output", &report.output));
+    let mut out = protocol::REPORT_MARK.as_bytes().to_vec();
+    out.extend(protocol::frame(
+        protocol::report::VERDICT,
+        report.verdict.word(),
+    ));
+    out.extend(protocol::frame(protocol::report::MESSAGE, &report.message));
+    out.extend(protocol::frame(protocol::report::OUTPUT, &report.output));
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(&out);
     let _ = stdout.flush();
@@ -218,9 +234,6 @@ fn supervise(
     out_r: OwnedFd,
     parent: &Parent,
 ) -> Option<Report> {
-    for fd in [&res_r, &out_r] {
-        let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-    }
     let pidfd = pidfd_open(child);
     let start = Instant::now();
     let limit = opts.limit();
@@ -278,17 +291,19 @@ fn supervise(
     Some(verdict(
         opts,
         ending,
-        &report::records(&results),
+        &protocol::records(&results),
         output.text(),
     ))
 }
 
+/// The verdict on the body's records (tags of [`protocol::body`]) and how it ended.
 fn verdict(
     opts: &Isolation,
     ending: Ending,
     records: &[(String, String)],
     output: String,
 ) -> Report {
+    use protocol::body as record;
     let all = |tag: &str| {
         records
             .iter()
@@ -296,8 +311,11 @@ fn verdict(
             .map(|(_, v)| v.as_str())
             .collect::<Vec<_>>()
     };
-    let strays = all("stray");
-    let mut notes: Vec<String> = all("note").iter().map(|n| format!("note: {n}")).collect();
+    let strays = all(record::STRAY);
+    let mut notes: Vec<String> = all(record::NOTE)
+        .iter()
+        .map(|n| format!("note: {n}"))
+        .collect();
     notes.dedup();
     let with_notes = |msg: String| {
         if notes.is_empty() {
@@ -321,13 +339,13 @@ fn verdict(
         }
         Ending::Exited(_) if !strays.is_empty() => (Verdict::Failed, stray_text),
         Ending::Exited(status) => {
-            if let Some(msg) = all("notstarted").first() {
+            if let Some(msg) = all(record::NOT_STARTED).first() {
                 (Verdict::NotStarted, msg.to_string())
-            } else if let Some(msg) = all("panic").first() {
+            } else if let Some(msg) = all(record::PANIC).first() {
                 (Verdict::Failed, msg.to_string())
-            } else if let Some(msg) = all("leak").first() {
+            } else if let Some(msg) = all(record::LEAK).first() {
                 (Verdict::Leaked, msg.to_string())
-            } else if !all("pass").is_empty() {
+            } else if !all(record::PASS).is_empty() {
                 (Verdict::Passed, String::new())
             } else {
                 match status {

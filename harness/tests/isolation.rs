@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork, getpid, pipe, setsid};
-use oskata_harness::{Isolation, Report, Verdict, isolated, poll, procfs, scratch_dir, student};
+use oskata_harness::{
+    Isolation, Report, VERDICT_TAG, Verdict, isolated, poll, procfs, scratch_dir, student,
+};
 use rstest::rstest;
 
 /// Runs `body` isolated with a short deadline and returns the report.
@@ -54,6 +56,23 @@ fn a_panic_fails_with_its_message() {
     let r = report(|| panic!("boom {}", 42));
     assert_eq!(r.verdict, Verdict::Failed);
     assert!(r.message.contains("boom 42"), "{r:?}");
+}
+
+#[test]
+fn a_failing_run_panics_with_the_verdict_line_first() {
+    let panic = std::panic::catch_unwind(|| Isolation::new().run(|| panic!("boom")))
+        .expect_err("a failing body must make run() panic");
+    let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("{VERDICT_TAG}failed@@ failed").as_str()),
+        "{text}"
+    );
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("boom")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -219,6 +238,75 @@ fn an_open_fd_is_a_leak_when_asked() {
     });
     assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
     assert!(r.message.contains("/dev/null"), "{r:?}");
+}
+
+#[test]
+fn the_fd_check_passes_a_body_that_opens_and_closes_nothing() {
+    let r = Isolation::new().check_fds().report(|| {});
+    assert!(r.passed(), "{r:?}");
+}
+
+#[test]
+fn the_fd_check_names_only_the_fd_the_body_leaked() {
+    let r = Isolation::new().check_fds().report(|| {
+        std::mem::forget(std::fs::File::open("/dev/null").unwrap());
+    });
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    let leaked: Vec<&str> = r
+        .message
+        .lines()
+        .filter(|l| l.contains("is still open in the test process"))
+        .collect();
+    assert!(
+        leaked.len() == 1 && leaked[0].contains("(/dev/null)"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn the_fd_listing_leaves_out_its_own_descriptor() {
+    isolated(|| {
+        let me = getpid();
+        let first = procfs::fds(me).unwrap();
+        let second = procfs::fds(me).unwrap();
+        assert_eq!(first, second);
+        let own = format!("/proc/{me}/fd");
+        assert!(
+            !first.iter().any(|f| f.target == own),
+            "the listing shows the fd that read it: {first:?}"
+        );
+    });
+}
+
+#[test]
+fn the_fd_listing_of_another_process_keeps_the_number_the_reader_uses() {
+    isolated(|| {
+        let (rd, wr) = pipe().unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let n = std::os::fd::AsRawFd::as_raw_fd(&null);
+        // SAFETY: single-threaded body; the child waits for EOF on the pipe and exits.
+        let child = match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                drop(wr);
+                let _ = nix::unistd::read(&rd, &mut [0u8; 1]);
+                // SAFETY: leaves the child without unwinding into the test.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        // Now `n` is the lowest free number here, so the reader's own directory stream
+        // takes it; in the child it is /dev/null, which must be listed all the same.
+        drop(null);
+        let theirs = procfs::fds(child).unwrap();
+        let probe = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(std::os::fd::AsRawFd::as_raw_fd(&probe), n);
+        assert!(
+            theirs.iter().any(|f| f.fd == n && f.target == "/dev/null"),
+            "fd {n} of the child is missing: {theirs:?}"
+        );
+        drop(wr);
+        waitpid(child, None).unwrap();
+    });
 }
 
 #[test]
