@@ -59,6 +59,7 @@ fn header(id: &str) -> String {
          mod {name};\n\
          #[cfg(feature = \"{m}\")]\n\
          #[path = \"../../{MISTAKE_DIR}/{id}.rs\"]\n\
+         #[rustfmt::skip] // the copy exists only while the proof runs\n\
          mod {name};\n\
          use {name}::*;"
     )

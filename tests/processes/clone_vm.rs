@@ -13,6 +13,7 @@ mod clone_vm;
 mod clone_vm;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/clone_vm.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod clone_vm;
 use clone_vm::*;
 

@@ -13,6 +13,7 @@ mod cow;
 mod cow;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/cow.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod cow;
 use cow::*;
 

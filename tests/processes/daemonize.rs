@@ -20,6 +20,7 @@ mod daemonize;
 mod daemonize;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/daemonize.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod daemonize;
 use daemonize::*;
 

@@ -23,6 +23,7 @@ mod double_fork;
 mod double_fork;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/double_fork.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod double_fork;
 use double_fork::*;
 

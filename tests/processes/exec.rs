@@ -16,6 +16,7 @@ mod exec;
 mod exec;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/exec.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod exec;
 use exec::*;
 

@@ -13,6 +13,7 @@ mod fork_basics;
 mod fork_basics;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/fork_basics.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod fork_basics;
 use fork_basics::*;
 

@@ -14,6 +14,7 @@ mod fork_in_threads;
 mod fork_in_threads;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/fork_in_threads.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod fork_in_threads;
 use fork_in_threads::*;
 

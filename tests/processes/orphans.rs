@@ -22,6 +22,7 @@ mod orphans;
 mod orphans;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/orphans.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod orphans;
 use orphans::*;
 

@@ -16,6 +16,7 @@ mod process_groups;
 mod process_groups;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/process_groups.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod process_groups;
 use process_groups::*;
 

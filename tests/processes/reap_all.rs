@@ -12,6 +12,7 @@ mod reap_all;
 mod reap_all;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/reap_all.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod reap_all;
 use reap_all::*;
 

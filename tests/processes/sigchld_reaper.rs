@@ -24,6 +24,7 @@ mod sigchld_reaper;
 mod sigchld_reaper;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/sigchld_reaper.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod sigchld_reaper;
 use sigchld_reaper::*;
 

@@ -16,6 +16,7 @@ mod wait_status;
 mod wait_status;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/wait_status.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod wait_status;
 use wait_status::*;
 

@@ -17,6 +17,7 @@ mod zombies;
 mod zombies;
 #[cfg(feature = "mistake")]
 #[path = "../../target/oskata-mistake/processes/zombies.rs"]
+#[rustfmt::skip] // the copy exists only while the proof runs
 mod zombies;
 use zombies::*;
 
