@@ -74,7 +74,7 @@ for phrase in ("is a zombie (state Z)", "System V semaphore set", "nobody remove
 print(f"{len(leaked)} reap_all tests report the zombie, the semaphore set and the daemon as leaks")
 PY
 
-left=$(pgrep -af "$copy|oskata-grade|/deps/[a-z0-9_]+-[0-9a-f]{16}( |$)" | grep -v pgrep || true)
+left=$(pgrep -af "$copy|$root/target/debug/(oskata-grade|deps/[a-z0-9_]+-[0-9a-f]{16})( |$)" | grep -v pgrep || true)
 [ -z "$left" ] || { echo "processes left behind:"; echo "$left"; exit 1; }
 after=$(ipc)
 [ "$before" = "$after" ] || { echo "IPC objects left behind:"; diff <(echo "$before") <(echo "$after"); exit 1; }
