@@ -43,13 +43,15 @@ pub struct Build<'a> {
 }
 
 /// The result of a build: a test executable for each exercise that compiled, the compiler's
-/// errors for each that did not.
+/// errors for each that did not, and why the grader refused the others.
 #[derive(Debug, Clone, Default)]
 pub struct Built {
     /// Exercise id → its test executable.
     pub binaries: BTreeMap<String, PathBuf>,
     /// Exercise id → its compiler errors.
     pub broken: BTreeMap<String, String>,
+    /// Exercise id → why the grader would not build or run it (one line per reason).
+    pub refused: BTreeMap<String, String>,
 }
 
 impl Build<'_> {

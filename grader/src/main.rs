@@ -18,6 +18,7 @@ mod mistakes;
 mod reaper;
 mod report;
 mod run;
+mod scan;
 mod signals;
 mod targets;
 mod ui;
@@ -94,8 +95,9 @@ fn grade(cli: &Cli) -> Result<bool> {
     let results = selected
         .into_iter()
         .map(|e| {
+            let refusal = built.refused.get(&e.id).cloned();
             let broken = built.broken.get(&e.id).cloned();
-            ExerciseResult::new(e, broken, tests.remove(&e.id).unwrap_or_default())
+            ExerciseResult::new(e, refusal, broken, tests.remove(&e.id).unwrap_or_default())
         })
         .collect();
     let grade = Grade { exercises: results };
@@ -115,13 +117,24 @@ fn load_kit(root: &Path) -> Result<Manifest> {
 }
 
 /// Builds the test targets of the exercises `ids` and lists the tests of those that compiled.
+/// The student's files are scanned first: an exercise that uses a refused construct (see
+/// `scan.rs`) is not built, and its refusal is in `Built::refused`. Solutions are trusted.
 fn build(root: &Path, ids: &[&str], sources: Sources, ui: &Ui) -> Result<(Built, Plan)> {
+    let refused = match sources {
+        Sources::Exercises => scan::refusals(root, ids)?,
+        Sources::Solutions | Sources::Mistakes => BTreeMap::new(),
+    };
     let build = Build {
         root,
         sources,
-        exercises: ids.to_vec(),
+        exercises: ids
+            .iter()
+            .copied()
+            .filter(|id| !refused.contains_key(*id))
+            .collect(),
     };
-    let built = build.run(ui)?;
+    let mut built = build.run(ui)?;
+    built.refused.extend(refused);
     let plan = list::plan(root, &built)?;
     Ok((built, plan))
 }

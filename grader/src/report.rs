@@ -94,7 +94,9 @@ fn mark(status: ExerciseStatus) -> (&'static str, Style) {
     match status {
         ExerciseStatus::Done => ("✔", Style::Green),
         ExerciseStatus::NotStarted => ("·", Style::Dim),
-        ExerciseStatus::Failing | ExerciseStatus::DoesNotCompile => ("✘", Style::Red),
+        ExerciseStatus::Failing | ExerciseStatus::DoesNotCompile | ExerciseStatus::Refused => {
+            ("✘", Style::Red)
+        }
         ExerciseStatus::TimedOut | ExerciseStatus::Crashed => ("!", Style::Yellow),
     }
 }
@@ -103,6 +105,10 @@ fn mark(status: ExerciseStatus) -> (&'static str, Style) {
 fn details(out: &mut String, r: &ExerciseResult<'_>, ui: &Ui) {
     let (heading, message, rerun) = match (r.status, &r.compiler_message) {
         (ExerciseStatus::Done | ExerciseStatus::NotStarted, _) => return,
+        (ExerciseStatus::Refused, _) => match &r.refusal {
+            Some(m) => ("the grader refused to run it:".to_owned(), m.as_str(), None),
+            None => return,
+        },
         (ExerciseStatus::DoesNotCompile, Some(m)) => {
             ("the compiler says:".to_owned(), m.as_str(), None)
         }
