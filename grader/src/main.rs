@@ -7,6 +7,7 @@
 //! Exit status: 0 when every selected exercise is done (with `--mistakes`: every mistake is
 //! caught), 1 when not, 2 on bad input or when the kit cannot be built, 130 when interrupted
 //! (the only way `--watch` ends).
+mod binary;
 mod build;
 mod classify;
 mod cli;
@@ -135,7 +136,7 @@ fn build(root: &Path, ids: &[&str], sources: Sources, ui: &Ui) -> Result<(Built,
     };
     let mut built = build.run(ui)?;
     built.refused.extend(refused);
-    let plan = list::plan(root, &built)?;
+    let plan = list::plan(root, &mut built)?;
     Ok((built, plan))
 }
 

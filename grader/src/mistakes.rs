@@ -158,8 +158,12 @@ fn prove_round<'m>(
         sources: Sources::Mistakes,
         exercises: round.iter().map(|(e, _)| e.id.as_str()).collect(),
     };
-    let built = build.run(ui)?;
-    let plan = list::plan(root, &built)?;
+    let mut built = build.run(ui)?;
+    let plan = list::plan(root, &mut built)?;
+    if !built.refused.is_empty() {
+        let why: Vec<&str> = built.refused.values().map(String::as_str).collect();
+        bail!("{}", why.join("\n"));
+    }
     let mut jobs = Vec::new();
     for (e, _) in round {
         if let Some((exe, names)) = plan.tests.get(&e.id) {

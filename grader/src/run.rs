@@ -14,7 +14,8 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::classify::{Ending, Outcome, classify};
+use crate::binary::Binary;
+use crate::classify::{Ending, Outcome, TestStatus, classify};
 use crate::{reaper, signals};
 
 /// How much of the start of each stream is kept.
@@ -27,8 +28,8 @@ const TICK: Duration = Duration::from_millis(10);
 /// One test to run: `<exe> <name> --exact`.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// The chapter's test binary.
-    pub exe: PathBuf,
+    /// The exercise's test binary, as the build left it.
+    pub exe: Binary,
     /// The test's full name, e.g. `fork_basics::child_reports_its_parent`.
     pub name: String,
 }
@@ -71,14 +72,22 @@ impl Runner {
             .collect()
     }
 
-    /// Runs one test and classifies it.
+    /// Runs one test and classifies it; a test binary that changed since the build fails
+    /// the test without being run.
     pub fn run_one(&self, job: &Job) -> Outcome {
-        match self.execute(&job.exe, &job.name) {
+        let failed = |message| Outcome {
+            status: TestStatus::Failed,
+            message,
+        };
+        if let Err(why) = job.exe.check() {
+            return failed(why);
+        }
+        match self.execute(&job.exe.path, &job.name) {
             Ok((stdout, stderr, ending)) => classify(&job.name, &stdout, &stderr, ending),
-            Err(e) => Outcome {
-                status: crate::classify::TestStatus::Failed,
-                message: format!("the grader could not run {}: {e}", job.exe.display()),
-            },
+            Err(e) => failed(format!(
+                "the grader could not run {}: {e}",
+                job.exe.path.display()
+            )),
         }
     }
 
@@ -301,6 +310,46 @@ mod tests {
         let (out, _, ending) = runner.execute(&exe, "t").unwrap();
         assert_eq!((ending, out.as_str()), (Ending::Deadline(0), "started\n"));
         assert!(start.elapsed() < Duration::from_secs(5));
+        std::fs::remove_file(exe).unwrap();
+    }
+
+    #[test]
+    fn a_binary_changed_after_the_build_is_never_run() {
+        let runner = Runner {
+            root: std::env::temp_dir(),
+            timeout: Duration::from_secs(5),
+            jobs: 1,
+        };
+        let exe = script("changed", "echo 'test result: ok. 1 passed;'");
+        let ran = exe.with_extension("ran");
+        let job = Job {
+            exe: Binary::record(exe.clone()).unwrap(),
+            name: "t".into(),
+        };
+        assert_eq!(runner.run_one(&job).status, TestStatus::Passed);
+
+        // Something replaces the binary with one that would also pass, and says it ran.
+        let fake = script(
+            "changed",
+            &format!(
+                "touch '{}'\necho 'test result: ok. 1 passed;'",
+                ran.display()
+            ),
+        );
+        assert_eq!(fake, exe);
+        let outcome = runner.run_one(&job);
+        assert_eq!(
+            outcome,
+            Outcome {
+                status: TestStatus::Failed,
+                message: format!(
+                    "the test binary {} changed after it was built (something replaced it): \
+                     rebuild with cargo grade",
+                    exe.display()
+                ),
+            }
+        );
+        assert!(!ran.exists(), "the changed binary ran");
         std::fs::remove_file(exe).unwrap();
     }
 
