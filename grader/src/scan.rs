@@ -15,8 +15,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-/// How many findings one exercise's refusal lists.
-const SHOWN_FINDINGS: usize = 20;
+/// How many findings one exercise's refusal lists (with the line saying how many more, it fits
+/// in the terminal report's 15 lines).
+const SHOWN_FINDINGS: usize = 12;
 
 /// Attribute names that are refused wherever they appear inside an attribute.
 const ATTRIBUTES: &[(&str, &str, &str)] = &[
