@@ -64,6 +64,7 @@ fn main() -> ExitCode {
 /// Runs what the flags ask for; true when everything selected is done (or caught).
 fn grade(cli: &Cli) -> Result<bool> {
     reaper::become_subreaper().context("cannot become a child subreaper (prctl)")?;
+    run::remove_stale_tmps(&std::env::temp_dir());
     let root = find_root(cli.root.as_deref())?;
     let ui = Ui::detect();
     let jobs = match cli.jobs {
