@@ -158,14 +158,16 @@ fn run_tests(
             }));
         }
     }
-    let bar = ui.bar(
-        jobs.len(),
-        &format!(
+    let bar = if jobs.is_empty() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let what = format!(
             "running {} tests, {} at a time",
             jobs.len(),
             runner.jobs.min(jobs.len())
-        ),
-    );
+        );
+        ui.bar(jobs.len(), &what)
+    };
     let mut outcomes = runner.run_all(&jobs, |_, _| bar.inc(1)).into_iter();
     bar.finish_and_clear();
     if signals::interrupted() {

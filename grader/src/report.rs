@@ -113,7 +113,7 @@ fn details(out: &mut String, r: &ExerciseResult<'_>, ui: &Ui) {
         (ExerciseStatus::Done | ExerciseStatus::NotStarted, _) => return,
         (ExerciseStatus::Refused, _) => match &r.refusal {
             Some(m) => (
-                "the grader refused to run it:".to_owned(),
+                "the grader did not build or run it:".to_owned(),
                 m.as_str(),
                 "cargo grade --json".to_owned(),
             ),
