@@ -107,24 +107,12 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let path = std::env::temp_dir().join(format!("oskata-list-{}.sh", std::process::id()));
         let ran = path.with_extension("ran");
-        std::fs::write(
-            &path,
-            "#!/bin/sh
-echo 'a: test'
-",
-        )
-        .unwrap();
+        std::fs::write(&path, "#!/bin/sh\necho 'a: test'\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut built = Built::default();
         let exe = Binary::record(path.clone()).unwrap();
         built.binaries.insert("c/a".into(), exe);
-        let fake = format!(
-            "#!/bin/sh
-touch '{}'
-echo 'a: test'
-",
-            ran.display()
-        );
+        let fake = format!("#!/bin/sh\ntouch '{}'\necho 'a: test'\n", ran.display());
         std::fs::write(&path, fake).unwrap();
 
         let plan = plan(Path::new("/"), &mut built).unwrap();
