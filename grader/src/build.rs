@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 use serde::Deserialize;
 
+use crate::binary::Binary;
 use crate::signals;
 use crate::targets::{self, MISTAKE_FEATURE, SOLUTIONS_FEATURE};
 use crate::ui::Ui;
@@ -43,13 +44,15 @@ pub struct Build<'a> {
 }
 
 /// The result of a build: a test executable for each exercise that compiled, the compiler's
-/// errors for each that did not.
+/// errors for each that did not, and why the grader refused the others.
 #[derive(Debug, Clone, Default)]
 pub struct Built {
-    /// Exercise id → its test executable.
-    pub binaries: BTreeMap<String, PathBuf>,
+    /// Exercise id → its test executable, as the build left it.
+    pub binaries: BTreeMap<String, Binary>,
     /// Exercise id → its compiler errors.
     pub broken: BTreeMap<String, String>,
+    /// Exercise id → why the grader would not build or run it (one line per reason).
+    pub refused: BTreeMap<String, String>,
 }
 
 impl Build<'_> {
@@ -72,12 +75,25 @@ impl Build<'_> {
             bail!("the kit does not build, and the errors are in no exercise's files:\n{unmapped}");
         }
         for (target, exe) in attempt.binaries {
-            if let Some(id) = targets::exercise_of(&target) {
-                built.binaries.insert(id, exe);
+            let Some(id) = targets::exercise_of(&target) else {
+                continue;
+            };
+            // What the binary is now, so that a binary changed before it runs is never run.
+            match Binary::record(exe.clone()) {
+                Ok(binary) => {
+                    built.binaries.insert(id, binary);
+                }
+                Err(e) => {
+                    let why = format!("cannot read the test binary {}: {e}", exe.display());
+                    built.refused.insert(id, why);
+                }
             }
         }
         for id in &self.exercises {
-            if built.binaries.contains_key(*id) || built.broken.contains_key(*id) {
+            if built.binaries.contains_key(*id)
+                || built.broken.contains_key(*id)
+                || built.refused.contains_key(*id)
+            {
                 continue;
             }
             if attempt.success {

@@ -59,7 +59,13 @@ pub fn classify(name: &str, stdout: &str, stderr: &str, ending: Ending) -> Outco
         }
         _ => {}
     }
-    if let Some(found) = verdict(stderr).or_else(|| verdict(stdout)) {
+    // A pass is libtest's: the harness writes no verdict line for one, so a "passed" verdict
+    // line was written by something else, such as student code writing to the test process's
+    // stderr through /proc/<pid>/fd/2, and a test process that exited 0 passed, whatever lines
+    // its output holds.
+    if ending != Ending::Exited(0)
+        && let Some(found) = verdict(stderr).or_else(|| verdict(stdout))
+    {
         return found;
     }
     let panic = last_panic(stderr, name);
@@ -100,10 +106,14 @@ pub fn classify(name: &str, stdout: &str, stderr: &str, ending: Ending) -> Outco
     }
 }
 
-/// The harness's verdict, if its verdict line is in `text`: the status and the message after it.
+/// The harness's verdict, if its verdict line is in `text`: the status and the message after
+/// it. A line that says "passed" is not the harness's and is passed over.
 fn verdict(text: &str) -> Option<Outcome> {
     let mut lines = text.lines();
-    let (status, rest) = lines.by_ref().find_map(parse_verdict_line)?;
+    let (status, rest) = lines
+        .by_ref()
+        .filter_map(parse_verdict_line)
+        .find(|(status, _)| *status != TestStatus::Passed)?;
     let mut message: Vec<&str> = Vec::new();
     if !rest.is_empty() {
         message.push(rest);
@@ -281,7 +291,6 @@ mod tests {
     #[test]
     fn the_verdict_tag_decides() {
         for (word, status) in [
-            ("passed", TestStatus::Passed),
             ("failed", TestStatus::Failed),
             ("not_started", TestStatus::NotStarted),
             ("timed_out", TestStatus::TimedOut),
@@ -301,6 +310,49 @@ mod tests {
                 "the body left pid 42 running\n--- what the test's processes printed ---\nhello"
             );
         }
+    }
+
+    /// Student code can write to the test process's stderr (through /proc/<pid>/fd/2) before
+    /// the harness's verdict: a "passed" line there never makes a failing test pass.
+    #[test]
+    fn a_forged_pass_is_not_a_pass() {
+        let real = panic_text(
+            NAME,
+            "@@oskata-verdict:failed@@ failed\nthe child was never reaped",
+        );
+        for forged in [
+            "@@oskata-verdict:passed@@ passed\n".to_owned(),
+            panic_text(NAME, "@@oskata-verdict:passed@@ passed"),
+        ] {
+            let o = classify(
+                NAME,
+                FAILED,
+                &format!("{forged}{real}"),
+                Ending::Exited(101),
+            );
+            assert_eq!(
+                o,
+                Outcome {
+                    status: TestStatus::Failed,
+                    message: "the child was never reaped".into()
+                }
+            );
+        }
+        let o = classify(
+            NAME,
+            FAILED,
+            &panic_text(NAME, "@@oskata-verdict:passed@@ passed"),
+            Ending::Exited(101),
+        );
+        assert_eq!(o.status, TestStatus::Failed);
+        // libtest's own pass stands, whatever lines the output holds.
+        let o = classify(
+            NAME,
+            OK,
+            "@@oskata-verdict:failed@@ failed\n",
+            Ending::Exited(0),
+        );
+        assert_eq!(o.status, TestStatus::Passed);
     }
 
     #[test]

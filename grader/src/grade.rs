@@ -20,6 +20,9 @@ pub enum ExerciseStatus {
     TimedOut,
     /// A test process was killed by a signal.
     Crashed,
+    /// The grader would not build or run it: its file uses a construct no exercise needs
+    /// (`#[no_mangle]`, ...), or its test binary changed after it was built.
+    Refused,
 }
 
 impl ExerciseStatus {
@@ -32,6 +35,7 @@ impl ExerciseStatus {
             ExerciseStatus::DoesNotCompile => "does not compile",
             ExerciseStatus::TimedOut => "timed out",
             ExerciseStatus::Crashed => "crashed",
+            ExerciseStatus::Refused => "refused",
         }
     }
 }
@@ -55,6 +59,8 @@ pub struct ExerciseResult<'m> {
     pub exercise: &'m Exercise,
     /// Its status.
     pub status: ExerciseStatus,
+    /// Why the grader refused it, when it did (one line per reason).
+    pub refusal: Option<String>,
     /// The compiler's errors when it does not compile.
     pub compiler_message: Option<String>,
     /// Its tests, in listing order.
@@ -62,16 +68,19 @@ pub struct ExerciseResult<'m> {
 }
 
 impl<'m> ExerciseResult<'m> {
-    /// Grades one exercise from its compiler errors (if it did not compile) and its tests.
+    /// Grades one exercise from the grader's refusal (if it refused it), its compiler errors
+    /// (if it did not compile) and its tests.
     pub fn new(
         exercise: &'m Exercise,
+        refusal: Option<String>,
         compiler_message: Option<String>,
         tests: Vec<TestResult>,
     ) -> Self {
-        let status = status(compiler_message.is_some(), &tests);
+        let status = status(refusal.is_some(), compiler_message.is_some(), &tests);
         ExerciseResult {
             exercise,
             status,
+            refusal,
             compiler_message,
             tests,
         }
@@ -98,11 +107,13 @@ impl<'m> ExerciseResult<'m> {
     }
 }
 
-/// An exercise's status from whether it compiled and its tests' statuses.
-pub fn status(does_not_compile: bool, tests: &[TestResult]) -> ExerciseStatus {
+/// An exercise's status from whether it was refused, whether it compiled and its tests' statuses.
+pub fn status(refused: bool, does_not_compile: bool, tests: &[TestResult]) -> ExerciseStatus {
     let all = |s: TestStatus| tests.iter().all(|t| t.status == s);
     let any = |s: TestStatus| tests.iter().any(|t| t.status == s);
-    if does_not_compile {
+    if refused {
+        ExerciseStatus::Refused
+    } else if does_not_compile {
         ExerciseStatus::DoesNotCompile
     } else if tests.is_empty() {
         // The grader refuses exercises without tests; never call them done.
@@ -198,8 +209,18 @@ mod tests {
             (false, vec![], ExerciseStatus::NotStarted),
         ];
         for (broken, statuses, want) in cases {
-            assert_eq!(status(broken, &tests(&statuses)), want, "{statuses:?}");
+            assert_eq!(
+                status(false, broken, &tests(&statuses)),
+                want,
+                "{statuses:?}"
+            );
         }
+        // A refusal wins over everything: its tests never ran.
+        assert_eq!(status(true, true, &[]), ExerciseStatus::Refused);
+        assert_eq!(
+            status(true, false, &tests(&[Passed])),
+            ExerciseStatus::Refused
+        );
     }
 
     #[test]
@@ -227,8 +248,8 @@ points = 20
         .unwrap();
         let grade = Grade {
             exercises: vec![
-                ExerciseResult::new(&m.exercises[0], None, tests(&[Passed])),
-                ExerciseResult::new(&m.exercises[1], None, tests(&[NotStarted, Failed])),
+                ExerciseResult::new(&m.exercises[0], None, None, tests(&[Passed])),
+                ExerciseResult::new(&m.exercises[1], None, None, tests(&[NotStarted, Failed])),
             ],
         };
         assert_eq!(

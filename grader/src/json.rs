@@ -34,6 +34,7 @@ struct ExerciseDoc<'a> {
     status: ExerciseStatus,
     points: u32,
     earned: u32,
+    refusal: Option<&'a str>,
     compiler_message: Option<&'a str>,
     tests: &'a [TestResult],
 }
@@ -69,6 +70,7 @@ impl<'a> GradeDoc<'a> {
                     status: r.status,
                     points: r.exercise.points,
                     earned: r.earned(),
+                    refusal: r.refusal.as_deref(),
                     compiler_message: r.compiler_message.as_deref(),
                     tests: &r.tests,
                 })

@@ -1,10 +1,11 @@
 //! Lists the tests in each exercise's test binary.
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use crate::binary::Binary;
 use crate::build::Built;
 use crate::targets;
 
@@ -12,20 +13,28 @@ use crate::targets;
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     /// Exercise id → (its test binary, its test names in listing order).
-    pub tests: BTreeMap<String, (PathBuf, Vec<String>)>,
+    pub tests: BTreeMap<String, (Binary, Vec<String>)>,
 }
 
-/// Lists the tests of every binary that was built; each exercise's target must hold tests.
-pub fn plan(root: &Path, built: &Built) -> Result<Plan> {
+/// Lists the tests of every binary that was built; each exercise's target must hold tests. A
+/// binary that changed since the build is not run: its exercise moves to `built.refused`.
+pub fn plan(root: &Path, built: &mut Built) -> Result<Plan> {
     let mut listed = Vec::new();
-    for (id, exe) in &built.binaries {
-        listed.push((id.clone(), exe.clone(), list(root, exe)?));
+    let binaries = std::mem::take(&mut built.binaries);
+    for (id, exe) in binaries {
+        if let Err(why) = exe.check() {
+            built.refused.insert(id, why);
+            continue;
+        }
+        let names = list(root, &exe.path)?;
+        listed.push((id.clone(), exe.clone(), names));
+        built.binaries.insert(id, exe);
     }
     check(listed)
 }
 
 /// Groups listed tests `(exercise id, exe, names)`; a target with no test is an error.
-pub fn check(listed: Vec<(String, PathBuf, Vec<String>)>) -> Result<Plan> {
+pub fn check(listed: Vec<(String, Binary, Vec<String>)>) -> Result<Plan> {
     let mut plan = Plan::default();
     for (id, exe, names) in listed {
         if names.is_empty() {
@@ -77,11 +86,16 @@ mod tests {
         );
     }
 
+    /// A binary that stands in for a test binary: this test's own executable.
+    fn some_binary() -> Binary {
+        Binary::record(std::env::current_exe().unwrap()).unwrap()
+    }
+
     #[test]
     fn groups_tests_by_exercise() {
         let plan = check(vec![(
             "processes/reap_all".into(),
-            PathBuf::from("/x"),
+            some_binary(),
             vec!["a".into(), "b::case_1".into()],
         )])
         .unwrap();
@@ -89,10 +103,30 @@ mod tests {
     }
 
     #[test]
+    fn a_binary_changed_before_listing_is_not_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("oskata-list-{}.sh", std::process::id()));
+        let ran = path.with_extension("ran");
+        std::fs::write(&path, "#!/bin/sh\necho 'a: test'\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut built = Built::default();
+        let exe = Binary::record(path.clone()).unwrap();
+        built.binaries.insert("c/a".into(), exe);
+        let fake = format!("#!/bin/sh\ntouch '{}'\necho 'a: test'\n", ran.display());
+        std::fs::write(&path, fake).unwrap();
+
+        let plan = plan(Path::new("/"), &mut built).unwrap();
+        assert!(plan.tests.is_empty() && built.binaries.is_empty());
+        assert!(built.refused["c/a"].contains("changed after it was built"));
+        assert!(!ran.exists(), "the changed binary ran");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn a_target_without_tests_names_its_file() {
         let e = check(vec![(
             "processes/zombies".into(),
-            PathBuf::from("/x"),
+            some_binary(),
             Vec::new(),
         )])
         .unwrap_err()

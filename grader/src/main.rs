@@ -7,6 +7,7 @@
 //! Exit status: 0 when every selected exercise is done (with `--mistakes`: every mistake is
 //! caught), 1 when not, 2 on bad input or when the kit cannot be built, 130 when interrupted
 //! (the only way `--watch` ends).
+mod binary;
 mod build;
 mod classify;
 mod cli;
@@ -18,6 +19,7 @@ mod mistakes;
 mod reaper;
 mod report;
 mod run;
+mod scan;
 mod signals;
 mod targets;
 mod ui;
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
 /// Runs what the flags ask for; true when everything selected is done (or caught).
 fn grade(cli: &Cli) -> Result<bool> {
     reaper::become_subreaper().context("cannot become a child subreaper (prctl)")?;
+    run::remove_stale_tmps(&std::env::temp_dir());
     let root = find_root(cli.root.as_deref())?;
     let ui = Ui::detect();
     let jobs = match cli.jobs {
@@ -94,8 +97,9 @@ fn grade(cli: &Cli) -> Result<bool> {
     let results = selected
         .into_iter()
         .map(|e| {
+            let refusal = built.refused.get(&e.id).cloned();
             let broken = built.broken.get(&e.id).cloned();
-            ExerciseResult::new(e, broken, tests.remove(&e.id).unwrap_or_default())
+            ExerciseResult::new(e, refusal, broken, tests.remove(&e.id).unwrap_or_default())
         })
         .collect();
     let grade = Grade { exercises: results };
@@ -115,14 +119,25 @@ fn load_kit(root: &Path) -> Result<Manifest> {
 }
 
 /// Builds the test targets of the exercises `ids` and lists the tests of those that compiled.
+/// The student's files are scanned first: an exercise that uses a refused construct (see
+/// `scan.rs`) is not built, and its refusal is in `Built::refused`. Solutions are trusted.
 fn build(root: &Path, ids: &[&str], sources: Sources, ui: &Ui) -> Result<(Built, Plan)> {
+    let refused = match sources {
+        Sources::Exercises => scan::refusals(root, ids)?,
+        Sources::Solutions | Sources::Mistakes => BTreeMap::new(),
+    };
     let build = Build {
         root,
         sources,
-        exercises: ids.to_vec(),
+        exercises: ids
+            .iter()
+            .copied()
+            .filter(|id| !refused.contains_key(*id))
+            .collect(),
     };
-    let built = build.run(ui)?;
-    let plan = list::plan(root, &built)?;
+    let mut built = build.run(ui)?;
+    built.refused.extend(refused);
+    let plan = list::plan(root, &mut built)?;
     Ok((built, plan))
 }
 
@@ -143,14 +158,16 @@ fn run_tests(
             }));
         }
     }
-    let bar = ui.bar(
-        jobs.len(),
-        &format!(
+    let bar = if jobs.is_empty() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let what = format!(
             "running {} tests, {} at a time",
             jobs.len(),
             runner.jobs.min(jobs.len())
-        ),
-    );
+        );
+        ui.bar(jobs.len(), &what)
+    };
     let mut outcomes = runner.run_all(&jobs, |_, _| bar.inc(1)).into_iter();
     bar.finish_and_clear();
     if signals::interrupted() {

@@ -14,9 +14,9 @@ use crate::grade::TestResult;
 use crate::list;
 use crate::manifest::{Exercise, Mistake};
 use crate::run::{Job, Runner};
-use crate::signals;
 use crate::targets::MISTAKE_DIR;
 use crate::ui::{Style, Ui};
+use crate::{report, signals};
 
 /// What became of one mistake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -158,8 +158,12 @@ fn prove_round<'m>(
         sources: Sources::Mistakes,
         exercises: round.iter().map(|(e, _)| e.id.as_str()).collect(),
     };
-    let built = build.run(ui)?;
-    let plan = list::plan(root, &built)?;
+    let mut built = build.run(ui)?;
+    let plan = list::plan(root, &mut built)?;
+    if !built.refused.is_empty() {
+        let why: Vec<&str> = built.refused.values().map(String::as_str).collect();
+        bail!("{}", why.join("\n"));
+    }
     let mut jobs = Vec::new();
     for (e, _) in round {
         if let Some((exe, names)) = plan.tests.get(&e.id) {
@@ -222,10 +226,11 @@ pub fn render(r: &MistakeResult<'_>, ui: &Ui) -> String {
         Proof::Caught { test, line } => {
             let _ = writeln!(
                 out,
-                "{}  {}  {}  ({test}: {line})",
+                "{}  {}  {}  ({test}: {})",
                 ui.paint(Style::Green, "caught"),
                 r.exercise,
-                r.name
+                r.name,
+                report::shown(line)
             );
         }
         other => {
@@ -262,9 +267,10 @@ fn shorten(text: &str, max: usize) -> String {
     }
 }
 
+/// The first `max` lines of `text`, indented, as the terminal report shows them.
 fn indent(out: &mut String, text: &str, max: usize) {
     for line in text.trim_end().lines().take(max) {
-        let _ = writeln!(out, "      {line}");
+        let _ = writeln!(out, "      {}", report::shown(line));
     }
 }
 

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, getpid, getppid};
 
-use crate::classify::{Ending, Outcome, classify};
+use crate::binary::Binary;
+use crate::classify::{Ending, Outcome, TestStatus, classify};
 use crate::{reaper, signals};
 
 /// How much of the start of each stream is kept.
@@ -27,8 +28,8 @@ const TICK: Duration = Duration::from_millis(10);
 /// One test to run: `<exe> <name> --exact`.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// The chapter's test binary.
-    pub exe: PathBuf,
+    /// The exercise's test binary, as the build left it.
+    pub exe: Binary,
     /// The test's full name, e.g. `fork_basics::child_reports_its_parent`.
     pub name: String,
 }
@@ -71,14 +72,22 @@ impl Runner {
             .collect()
     }
 
-    /// Runs one test and classifies it.
+    /// Runs one test and classifies it; a test binary that changed since the build fails
+    /// the test without being run.
     pub fn run_one(&self, job: &Job) -> Outcome {
-        match self.execute(&job.exe, &job.name) {
+        let failed = |message| Outcome {
+            status: TestStatus::Failed,
+            message,
+        };
+        if let Err(why) = job.exe.check() {
+            return failed(why);
+        }
+        match self.execute(&job.exe.path, &job.name) {
             Ok((stdout, stderr, ending)) => classify(&job.name, &stdout, &stderr, ending),
-            Err(e) => Outcome {
-                status: crate::classify::TestStatus::Failed,
-                message: format!("the grader could not run {}: {e}", job.exe.display()),
-            },
+            Err(e) => failed(format!(
+                "the grader could not run {}: {e}",
+                job.exe.path.display()
+            )),
         }
     }
 
@@ -98,12 +107,11 @@ impl Runner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // SAFETY: prctl(2) is async-signal-safe, and nothing else runs between fork and exec.
+        let grader = getpid();
+        // SAFETY: prctl(2) and getppid(2) are async-signal-safe, and the closure allocates
+        // nothing (an io::Error from an errno does not), so it is sound between fork and exec.
         unsafe {
-            // If the grader thread waiting for this test dies, the test dies too.
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-            });
+            cmd.pre_exec(move || pdeath_guard(grader));
         }
         let mut child = reaper::spawn(&mut cmd)?;
         let pid = child.id();
@@ -167,6 +175,21 @@ impl Runner {
     }
 }
 
+/// In a test's process before exec: dies with the grader. If the grader thread waiting for
+/// this test dies (the grader is killed, even by SIGKILL), the test gets SIGKILL, and its
+/// supervisor, which watches the test's pidfd, kills the body's tree. A grader that died
+/// before the signal was armed has already re-parented this process, so exec is refused.
+fn pdeath_guard(grader: Pid) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+    if getppid() != grader {
+        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+    }
+    Ok(())
+}
+
+/// The start of a test's TMPDIR's name: `oskata-grade-<grader's pid>-<n>`.
+const TMP_PREFIX: &str = "oskata-grade-";
+
 /// A temporary directory for one test, removed with its contents when dropped.
 struct TestTmp(PathBuf);
 
@@ -174,7 +197,8 @@ impl TestTmp {
     fn create() -> std::io::Result<TestTmp> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!("oskata-grade-{}-{n}", std::process::id()));
+        let name = format!("{TMP_PREFIX}{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&path)?;
         Ok(TestTmp(path))
     }
@@ -187,6 +211,29 @@ impl TestTmp {
 impl Drop for TestTmp {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes from `dir` the tests' TMPDIRs of graders that no longer run: a grader killed with
+/// SIGKILL leaves its tests' directories behind (the tests themselves die with it). A
+/// directory whose grader's pid is in use, by a grader or not, is left alone.
+pub fn remove_stale_tmps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TMP_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| Some((pid.parse::<u32>().ok()?, n.parse::<u64>().ok()?)))
+            .map(|(pid, _)| pid);
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -302,6 +349,65 @@ mod tests {
         assert_eq!((ending, out.as_str()), (Ending::Deadline(0), "started\n"));
         assert!(start.elapsed() < Duration::from_secs(5));
         std::fs::remove_file(exe).unwrap();
+    }
+
+    #[test]
+    fn a_binary_changed_after_the_build_is_never_run() {
+        let runner = Runner {
+            root: std::env::temp_dir(),
+            timeout: Duration::from_secs(5),
+            jobs: 1,
+        };
+        let exe = script("changed", "echo 'test result: ok. 1 passed;'");
+        let ran = exe.with_extension("ran");
+        let job = Job {
+            exe: Binary::record(exe.clone()).unwrap(),
+            name: "t".into(),
+        };
+        assert_eq!(runner.run_one(&job).status, TestStatus::Passed);
+
+        // Something replaces the binary with one that would also pass, and says it ran.
+        let fake = script(
+            "changed",
+            &format!(
+                "touch '{}'\necho 'test result: ok. 1 passed;'",
+                ran.display()
+            ),
+        );
+        assert_eq!(fake, exe);
+        let outcome = runner.run_one(&job);
+        assert_eq!(
+            outcome,
+            Outcome {
+                status: TestStatus::Failed,
+                message: format!(
+                    "the test binary {} changed after it was built (something replaced it): \
+                     rebuild with cargo grade",
+                    exe.display()
+                ),
+            }
+        );
+        assert!(!ran.exists(), "the changed binary ran");
+        std::fs::remove_file(exe).unwrap();
+    }
+
+    #[test]
+    fn tmps_of_graders_that_are_gone_are_removed() {
+        let dir = std::env::temp_dir().join(format!("oskata-stale-{}", std::process::id()));
+        // No pid is above the kernel's largest pid_max, 2^22.
+        let names = [
+            format!("{TMP_PREFIX}4194305-0"),
+            format!("{TMP_PREFIX}{}-3", std::process::id()),
+            format!("{TMP_PREFIX}4194305-x"),
+            "oskata-4194305".to_owned(),
+        ];
+        for name in &names {
+            std::fs::create_dir_all(dir.join(name).join("inside")).unwrap();
+        }
+        remove_stale_tmps(&dir);
+        let left: Vec<bool> = names.iter().map(|n| dir.join(n).exists()).collect();
+        assert_eq!(left, [false, true, true, true]);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

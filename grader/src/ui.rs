@@ -1,4 +1,6 @@
 //! What the grader shows while it works (on stderr), and whether its report may use color.
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -71,6 +73,38 @@ impl Ui {
     }
 }
 
+/// `text` with its control characters made visible, for the terminal: every C0 control but
+/// newline and tab, DEL, the C1 controls (U+0080..U+009F) and the bidirectional marks,
+/// embeddings, overrides and isolates become escapes (`\x1b`, `\r`, `\u{202e}`), so text a
+/// test printed cannot move the cursor, clear the screen, set the title, ring the bell or
+/// reorder what is shown. Everything else, other Unicode included, is kept.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            c if hidden(c) && (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if hidden(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// True for the characters [`visible`] replaces.
+fn hidden(c: char) -> bool {
+    matches!(c,
+        '\0'..='\x08' | '\x0b'..='\x1f' | '\x7f'..='\u{9f}'
+        | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// The few styles the report uses.
 #[derive(Debug, Clone, Copy)]
 pub enum Style {
@@ -84,4 +118,25 @@ pub enum Style {
     Dim,
     /// Headings.
     Bold,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_become_escapes() {
+        assert_eq!(
+            visible("plain\ttext\nü 进程 \u{fffd}"),
+            "plain\ttext\nü 进程 \u{fffd}"
+        );
+        assert!(matches!(visible("plain"), Cow::Borrowed(_)));
+        assert_eq!(visible("\x1b[31mred"), "\\x1b[31mred");
+        assert_eq!(visible("a\rb\x07\x08\0\x7f"), "a\\rb\\x07\\x08\\x00\\x7f");
+        assert_eq!(visible("\u{85}\u{9b}2J"), "\\u{85}\\u{9b}2J");
+        assert_eq!(
+            visible("\u{202a}\u{202e}\u{2066}\u{2069}\u{200f}"),
+            "\\u{202a}\\u{202e}\\u{2066}\\u{2069}\\u{200f}"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use notify::RecursiveMode;
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
 
-use crate::build::Sources;
+use crate::build::{Built, Sources};
 use crate::cli::Cli;
 use crate::grade::{ExerciseResult, Grade, TestResult};
 use crate::manifest::{self, Manifest};
@@ -28,10 +28,19 @@ const TICK: Duration = Duration::from_millis(100);
 /// What grading one exercise found, kept between rounds (owned: the manifest may be reloaded).
 #[derive(Debug, Clone)]
 pub struct Found {
+    /// Why the grader refused it, when it did.
+    pub refusal: Option<String>,
     /// The compiler's errors when it does not compile.
     pub compiler_message: Option<String>,
-    /// Its tests' results (none when it does not compile).
+    /// Its tests' results (none when it was refused or does not compile).
     pub tests: Vec<TestResult>,
+}
+
+impl Found {
+    /// True when the exercise was not built (refused, or it does not compile), so it has no results.
+    pub fn unbuilt(&self) -> bool {
+        self.refusal.is_some() || self.compiler_message.is_some()
+    }
 }
 
 /// What a batch of changed paths touches among the selected exercises.
@@ -137,42 +146,46 @@ pub fn really_changed(
         .collect()
 }
 
-/// The selected exercises whose tests must run after a build: those that compile and whose
-/// files `changed`, or that have no results yet, or whose last result is that they did not
-/// compile (something else changed since). The others keep their cached results.
+/// The selected exercises whose tests must run after a build: those that were built and
+/// whose files `changed`, or that have no results yet, or whose last result is that they did
+/// not compile or were refused (something else changed since). The others keep their cached
+/// results.
 pub fn to_run(
     selected: &[String],
     changed: &BTreeSet<String>,
-    broken: &BTreeMap<String, String>,
+    built: &Built,
     cache: &BTreeMap<String, Found>,
 ) -> Vec<String> {
     selected
         .iter()
-        .filter(|id| !broken.contains_key(*id))
-        .filter(|id| {
-            changed.contains(*id) || cache.get(*id).is_none_or(|f| f.compiler_message.is_some())
-        })
+        .filter(|id| !built.broken.contains_key(*id) && !built.refused.contains_key(*id))
+        .filter(|id| changed.contains(*id) || cache.get(*id).is_none_or(Found::unbuilt))
         .cloned()
         .collect()
 }
 
-/// Merges a round into the cache: the build's verdict for every selected exercise that does
-/// not compile, the `fresh` test results of those that ran, the cached results of the rest.
+/// Merges a round into the cache: the build's verdict for every selected exercise that was
+/// refused or does not compile, the `fresh` test results of those that ran, the cached
+/// results of the rest.
 pub fn merge(
     cache: &mut BTreeMap<String, Found>,
     selected: &[String],
-    broken: &BTreeMap<String, String>,
+    built: &Built,
     mut fresh: BTreeMap<String, Vec<TestResult>>,
 ) {
     for id in selected {
-        if let Some(message) = broken.get(id) {
+        let refusal = built.refused.get(id).cloned();
+        let compiler_message = built.broken.get(id).cloned();
+        if refusal.is_some() || compiler_message.is_some() {
             let found = Found {
-                compiler_message: Some(message.clone()),
+                refusal,
+                compiler_message,
                 tests: Vec::new(),
             };
             cache.insert(id.clone(), found);
         } else if let Some(tests) = fresh.remove(id) {
             let found = Found {
+                refusal: None,
                 compiler_message: None,
                 tests,
             };
@@ -304,10 +317,10 @@ impl Session<'_> {
             Sources::Exercises
         };
         let (built, plan) = crate::build(self.root, &ids, sources, self.ui)?;
-        let run = to_run(&self.selected, &self.pending, &built.broken, &self.cache);
+        let run = to_run(&self.selected, &self.pending, &built, &self.cache);
         let ids: Vec<&str> = run.iter().map(String::as_str).collect();
         let fresh = crate::run_tests(&plan, &ids, self.runner, self.ui)?;
-        merge(&mut self.cache, &self.selected, &built.broken, fresh);
+        merge(&mut self.cache, &self.selected, &built, fresh);
         self.pending.clear();
         let exercises = self
             .selected
@@ -315,8 +328,8 @@ impl Session<'_> {
             .filter_map(|id| {
                 let found = self.cache.get(id)?;
                 let e = manifest.exercise(id)?;
-                let broken = found.compiler_message.clone();
-                Some(ExerciseResult::new(e, broken, found.tests.clone()))
+                let (refusal, broken) = (found.refusal.clone(), found.compiler_message.clone());
+                Some(ExerciseResult::new(e, refusal, broken, found.tests.clone()))
             })
             .collect();
         print!(
@@ -445,52 +458,57 @@ mod tests {
         assert!(stamp(&here).is_some() && stamp(&root.join("nothing")).is_none());
     }
 
+    fn found(
+        refusal: Option<&str>,
+        compiler_message: Option<&str>,
+        tests: Vec<TestResult>,
+    ) -> Found {
+        Found {
+            refusal: refusal.map(str::to_owned),
+            compiler_message: compiler_message.map(str::to_owned),
+            tests,
+        }
+    }
+
     #[test]
     fn only_changed_or_unknown_exercises_run() {
-        let selected = ids(&["c/a", "c/b", "c/c", "c/d"]);
-        let broken = BTreeMap::from([("c/d".to_owned(), "error".to_owned())]);
+        let selected = ids(&["c/a", "c/b", "c/c", "c/d", "c/e", "c/f"]);
+        let built = Built {
+            broken: BTreeMap::from([("c/d".to_owned(), "error".to_owned())]),
+            refused: BTreeMap::from([("c/f".to_owned(), "c/f.rs:1: #[used] ...".to_owned())]),
+            ..Built::default()
+        };
         let mut cache = BTreeMap::from([
+            ("c/a".to_owned(), found(None, None, passed("a::t"))),
+            ("c/b".to_owned(), found(None, None, passed("b::t"))),
+            ("c/c".to_owned(), found(None, Some("old error"), Vec::new())),
             (
-                "c/a".to_owned(),
-                Found {
-                    compiler_message: None,
-                    tests: passed("a::t"),
-                },
-            ),
-            (
-                "c/b".to_owned(),
-                Found {
-                    compiler_message: None,
-                    tests: passed("b::t"),
-                },
-            ),
-            (
-                "c/c".to_owned(),
-                Found {
-                    compiler_message: Some("old error".into()),
-                    tests: Vec::new(),
-                },
+                "c/e".to_owned(),
+                found(Some("old refusal"), None, Vec::new()),
             ),
         ]);
-        // b changed; c compiled again; d does not compile, so runs nothing; a keeps its result.
-        let changed = set(&["c/b", "c/d"]);
+        // b changed; c compiled again; e is no longer refused; d does not compile and f is
+        // refused, so they run nothing; a keeps its result.
+        let changed = set(&["c/b", "c/d", "c/f"]);
         assert_eq!(
-            to_run(&selected, &changed, &broken, &cache),
-            ids(&["c/b", "c/c"])
+            to_run(&selected, &changed, &built, &cache),
+            ids(&["c/b", "c/c", "c/e"])
         );
-        // The first round runs every exercise that compiles.
+        // The first round runs every exercise that was built.
         assert_eq!(
-            to_run(&selected, &set(&[]), &broken, &BTreeMap::new()),
-            ids(&["c/a", "c/b", "c/c"])
+            to_run(&selected, &set(&[]), &built, &BTreeMap::new()),
+            ids(&["c/a", "c/b", "c/c", "c/e"])
         );
 
         let fresh = BTreeMap::from([
             ("c/b".to_owned(), Vec::new()),
             ("c/c".to_owned(), passed("c::t")),
+            ("c/e".to_owned(), passed("e::t")),
+            ("c/f".to_owned(), Vec::new()),
         ]);
-        merge(&mut cache, &selected, &broken, fresh);
+        merge(&mut cache, &selected, &built, fresh);
         assert_eq!(cache["c/a"].tests[0].name, "a::t");
-        assert!(cache["c/b"].tests.is_empty() && cache["c/b"].compiler_message.is_none());
+        assert!(cache["c/b"].tests.is_empty() && !cache["c/b"].unbuilt());
         assert_eq!(
             (
                 cache["c/c"].compiler_message.as_deref(),
@@ -500,5 +518,13 @@ mod tests {
         );
         assert_eq!(cache["c/d"].compiler_message.as_deref(), Some("error"));
         assert!(cache["c/d"].tests.is_empty());
+        assert!(cache["c/e"].refusal.is_none() && cache["c/e"].tests.len() == 1);
+        assert!(
+            cache["c/f"]
+                .refusal
+                .as_deref()
+                .is_some_and(|r| r.contains("#[used]"))
+        );
+        assert!(cache["c/f"].tests.is_empty());
     }
 }

@@ -1,5 +1,6 @@
-//! The grader binary on kits with bad input: it must exit 2 with an `error:` naming the
-//! problem, before it builds anything.
+//! The grader binary on small fixture kits: bad input must exit 2 with an `error:` naming the
+//! problem, before it builds anything; a student file that uses a refused construct is
+//! reported as refused and never built, while the other exercises are graded.
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,26 @@ impl Kit {
 
     fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// Writes `text` to the kit's `file`.
+    fn write(&self, file: &str, text: &str) {
+        let path = self.path().join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    /// Runs the grader with `args`: its exit code, stdout and stderr.
+    fn grade(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = Command::cargo_bin("oskata-grade")
+            .unwrap()
+            .arg("--root")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
     }
 
     /// Runs the grader with `args` and returns its stderr, checking that it exited 2.
@@ -220,4 +241,102 @@ fn a_test_file_that_brings_in_another_exercise_is_named() {
             && err.contains("\"../../exercises/processes/fork_basics.rs\""),
         "{err}"
     );
+}
+
+/// A student file that takes over `prctl`, with the attribute also in a comment and a string.
+const TAKES_OVER_PRCTL: &str = "\
+//! Mentioning #[no_mangle] in a comment is fine.
+pub const NOTE: &str = \"#[no_mangle] in a string is fine too\";
+
+#[unsafe(no_mangle)]
+pub extern \"C\" fn prctl() -> i32 {
+    0
+}
+";
+
+#[test]
+fn a_refused_exercise_is_reported_and_never_built() {
+    let kit = Kit::new("refused", &format!("{CHAPTER}\n{EXERCISE}"), FILES);
+    kit.write("exercises/processes/fork_basics.rs", TAKES_OVER_PRCTL);
+    let want = "exercises/processes/fork_basics.rs:4: #[unsafe(no_mangle)] is not allowed in an \
+                exercise: it exports your function under its plain name, which lets it replace \
+                functions the test harness relies on (prctl, fork, waitpid, ...). Remove it.";
+
+    let (code, stdout, stderr) = kit.grade(&["--json"]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let e = &doc["exercises"][0];
+    assert_eq!(e["status"], "refused", "{e}");
+    assert_eq!(e["refusal"], want, "{e}");
+    assert!(
+        e["compiler_message"].is_null() && e["tests"] == serde_json::json!([]),
+        "{e}"
+    );
+    assert_eq!(doc["next"]["id"], "processes/fork_basics");
+    // Nothing was built: the fixture's Cargo.toml could not even be built.
+    assert!(!kit.path().join("target").exists());
+
+    let (code, stdout, _) = kit.grade(&[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains("processes/fork_basics  refused"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(want), "{stdout}");
+
+    // The solutions are trusted: they are not scanned.
+    kit.write("solutions/processes/fork_basics.rs", TAKES_OVER_PRCTL);
+    let (_, _, stderr) = kit.grade(&["--solutions"]);
+    assert!(
+        stderr.contains("cargo"),
+        "the solutions were built: {stderr}"
+    );
+}
+
+/// A kit that cargo can build: two exercises whose tests are plain libtest tests.
+fn buildable_kit(name: &str) -> Kit {
+    let zombies = EXERCISE.replace("fork_basics", "zombies");
+    let kit = Kit::new(name, &format!("{CHAPTER}\n{EXERCISE}\n{zombies}"), FILES);
+    let mut cargo = String::from(
+        "[package]\nname = \"oskata\"\nversion = \"0.1.0\"\nedition = \"2024\"\nautotests = false\n\n\
+         [features]\nsolutions = []\nmistake = []\n\n[workspace]\n",
+    );
+    for id in ["fork_basics", "zombies"] {
+        cargo.push_str(&format!(
+            "\n[[test]]\nname = \"processes-{id}\"\npath = \"tests/processes/{id}.rs\"\n"
+        ));
+        let test = format!(
+            "{}\n#[test]\nfn answers() {{\n    assert_eq!({id}::answer(), 42);\n}}\n",
+            TEST_HEADER.replace("fork_basics", id)
+        );
+        kit.write(&format!("tests/processes/{id}.rs"), &test);
+        let solution = "pub fn answer() -> u32 {\n    42\n}\n";
+        kit.write(&format!("solutions/processes/{id}.rs"), solution);
+        kit.write(&format!("exercises/processes/{id}.rs"), solution);
+    }
+    kit.write("Cargo.toml", &cargo);
+    kit
+}
+
+#[test]
+fn the_other_exercises_are_still_graded() {
+    let kit = buildable_kit("refused-one");
+    let evil = format!(
+        "{}\n#[used]\n#[unsafe(link_section = \".init_array\")]\nstatic RUN: extern \"C\" fn() = early;\nextern \"C\" fn early() {{}}\n",
+        "pub fn answer() -> u32 {\n    42\n}\n"
+    );
+    kit.write("exercises/processes/fork_basics.rs", &evil);
+    let (code, stdout, stderr) = kit.grade(&["--json"]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (refused, graded) = (&doc["exercises"][0], &doc["exercises"][1]);
+    assert_eq!(refused["status"], "refused", "{refused}");
+    let refusal = refused["refusal"].as_str().unwrap();
+    assert!(
+        refusal.starts_with("exercises/processes/fork_basics.rs:5: #[used] is not allowed")
+            && refusal.contains("\nexercises/processes/fork_basics.rs:6: #[unsafe(link_section = ...)] is not allowed"),
+        "{refusal}"
+    );
+    assert_eq!(graded["status"], "done", "{graded}");
+    assert_eq!(graded["tests"][0]["status"], "passed", "{graded}");
 }
