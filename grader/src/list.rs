@@ -22,7 +22,7 @@ pub fn plan(root: &Path, built: &mut Built) -> Result<Plan> {
     let mut listed = Vec::new();
     let binaries = std::mem::take(&mut built.binaries);
     for (id, exe) in binaries {
-        if let Err(why) = exe.check() {
+        if let Err(why) = exe.verify() {
             built.refused.insert(id, why);
             continue;
         }
