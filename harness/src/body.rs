@@ -1,4 +1,4 @@
-// depends on: options, protocol, cgroup, evidence, guard, procfs, sysvipc (stage B, the last).
+// depends on: options, protocol, cgroup, evidence, guard, procfs, raw, sysvipc (stage B, the last).
 //! The body process (B): forked by the supervisor, it puts itself in a known state, runs the
 //! test body, checks what the body left behind, and sends one record to the supervisor.
 //!
@@ -29,6 +29,7 @@ use crate::evidence;
 use crate::guard;
 use crate::options::Isolation;
 use crate::procfs;
+use crate::raw;
 use crate::sysvipc;
 
 /// The pid of the body process, 0 outside an isolated test.
@@ -36,6 +37,8 @@ static BODY_PID: AtomicI32 = AtomicI32::new(0);
 /// The write end of the result pipe, moved high so student code is unlikely to collide.
 static RESULT_FD: AtomicI32 = AtomicI32::new(-1);
 static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
+/// The test's token (see `secret.rs`), which seals every record sent to the supervisor.
+static TOKEN: OnceLock<String> = OnceLock::new();
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
 /// The exit status of a stray child stopped by the guard.
@@ -49,6 +52,8 @@ const RESULT_FD_MIN: i32 = 900;
 
 /// What the supervisor hands to the body process.
 pub(crate) struct Setup<'a> {
+    /// The test's token: every record sent to the supervisor is sealed with it.
+    pub token: &'a str,
     pub result: OwnedFd,
     pub output: OwnedFd,
     pub scratch: PathBuf,
@@ -89,7 +94,8 @@ fn send(tag: &str, payload: &str) {
     if fd < 0 {
         return;
     }
-    let bytes = protocol::frame(tag, payload);
+    let token = TOKEN.get().map_or("", String::as_str);
+    let bytes = protocol::frame(&protocol::seal(token, tag), payload);
     // SAFETY: writes a buffer we own to the result pipe's fd (inherited across fork).
     let _ = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
 }
@@ -131,6 +137,12 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
 /// Runs in the body process; never returns.
 pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! {
     BODY_PID.store(getpid().as_raw(), Ordering::SeqCst);
+    let _ = TOKEN.set(setup.token.to_owned());
+    // The supervisor made itself non-dumpable, and fork copied that; the test's processes
+    // must be dumpable again, or the test could not read their /proc/<pid>/fd and syscall.
+    if let Err(e) = raw::set_dumpable(true) {
+        setup_failed("make the test process dumpable again (PR_SET_DUMPABLE)", e);
+    }
     let harness_pipes =
         [&setup.output, &setup.result].map(|fd| fstat(fd).map_or(0, |st| st.st_ino).to_string());
     // SAFETY: the body process has a single thread, so nothing reads the environment meanwhile.
@@ -180,6 +192,15 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     }
     for note in &notes {
         send(NOTE, note);
+    }
+    // A promise: the test's code holds no capability, so it cannot reach into the test
+    // process's or the supervisor's fds through /proc (CAP_SYS_PTRACE), move out of its
+    // cgroup's limits or signal what is not its own; and nothing it execs gets any back.
+    if let Err(e) = raw::drop_capabilities() {
+        setup_failed(
+            "give up the test's capabilities (PR_CAPBSET_DROP, capset)",
+            e,
+        );
     }
     let private_ipc = !notes.iter().any(|n| n == NO_IPC_NAMESPACE);
     let fds_before = if opts.check_fds {
@@ -297,8 +318,14 @@ fn close_listed_fds(keep: i32) {
 /// Puts the body process into the known state; returns notes about what was not permitted.
 fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> Vec<String> {
     let mut notes = Vec::new();
-    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // Should the supervisor die, the body dies with it (the supervisor's parent then kills
+    // what is left).
+    if let Err(e) = raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as usize) {
+        setup_failed(
+            "tie the test process to the supervisor (PR_SET_PDEATHSIG)",
+            e,
+        );
+    }
     // A promise: a session of its own (and so a process group of its own, with no terminal),
     // so signals sent to a group or a terminal's foreground job reach only this test, and a
     // test of sessions and groups sees the ones it expects. Without it, fail.
@@ -307,7 +334,7 @@ fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> Vec<String> {
     }
     // A promise: orphans of the test's processes are re-parented to the body, so a test of
     // daemons and reaping sees them as the exercise says. Without it, fail.
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+    if let Err(e) = raw::become_subreaper() {
         setup_failed(
             "make the test process a child subreaper (prctl PR_SET_CHILD_SUBREAPER)",
             e,

@@ -8,6 +8,8 @@
 //! `PR_SET_NO_NEW_PRIVS`, which an unprivileged filter requires, only stops set-uid programs
 //! from gaining privileges, which no test needs.
 
+use crate::raw;
+
 /// Installs the filter; `Err` where the kernel or architecture does not allow it.
 pub fn refuse_kill_all() -> std::io::Result<()> {
     if !cfg!(target_arch = "x86_64") {
@@ -47,21 +49,26 @@ pub fn refuse_kill_all() -> std::io::Result<()> {
         len: program.len() as u16,
         filter: program.as_mut_ptr(),
     };
-    // SAFETY: prctl with plain integer arguments, then a pointer to a filter that outlives the call.
-    let rc = unsafe {
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 {
-            -1
-        } else {
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &prog as *const libc::sock_fprog,
-            )
-        }
-    };
-    if rc == -1 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
+    // Straight to the kernel, not through libc's prctl, which student code could replace.
+    raw::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(std::io::Error::from)?;
+    // SAFETY: PR_SET_SECCOMP reads the filter through the pointer, which outlives the call.
+    unsafe {
+        raw::prctl3(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as usize,
+            &prog as *const libc::sock_fprog as usize,
+        )
     }
+    .map_err(std::io::Error::from)?;
+    // And check the effect: the kernel reports a filter as mode 2.
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    if !status
+        .lines()
+        .any(|l| l.split_whitespace().eq(["Seccomp:", "2"]))
+    {
+        return Err(std::io::Error::other(
+            "the seccomp filter is not in force (/proc/self/status shows no Seccomp: 2)",
+        ));
+    }
+    Ok(())
 }

@@ -1,8 +1,9 @@
-// depends on: options, protocol, report, supervisor (stage P, first of the line; never body).
+// depends on: options, protocol, raw, report, secret, supervisor (stage P, first of the line; never body).
 //! The parent side of an isolated test: re-execute the test binary for this one test, wait
 //! for the supervisor's report, and turn it into a pass or a panic with evidence.
 use std::io::Read;
-use std::os::unix::process::CommandExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use oskata_protocol::{self as protocol, Verdict};
 
 use crate::options::{CHILD_ENV, Isolation, PARENT_ENV};
 use crate::report::Report;
-use crate::supervisor;
+use crate::{raw, secret, supervisor};
 
 thread_local! {
     /// Whether this test thread has already run an isolated body.
@@ -73,6 +74,14 @@ impl Isolation {
 
 /// Starts `<this test binary> --exact <name>` as the supervisor and waits for its report.
 fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
+    // Not dumpable: no other process of the user may open /proc/<this pid>/fd/1 or 2, where
+    // the grader reads the verdict (the body gives up CAP_SYS_PTRACE, which would).
+    raw::set_dumpable(false)
+        .expect("oskata-harness: cannot make the test process non-dumpable (PR_SET_DUMPABLE)");
+    let token = secret::fresh().expect("oskata-harness: cannot draw a token (getrandom)");
+    let token_pipe =
+        secret::pipe_holding(&token).expect("oskata-harness: cannot make the token pipe");
+    let token_fd = token_pipe.as_raw_fd();
     let exe = std::env::current_exe().expect("oskata-harness: cannot find the test binary");
     let mut cmd = Command::new(exe);
     cmd.args([
@@ -88,9 +97,12 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .process_group(0);
+    // SAFETY: between fork and exec the child only calls dup2/fcntl (async-signal-safe).
+    unsafe { cmd.pre_exec(move || secret::pass_on(token_fd)) };
     let mut child = cmd
         .spawn()
         .expect("oskata-harness: cannot re-execute the test binary");
+    drop(token_pipe);
     let pid = child.id() as i32;
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -133,8 +145,17 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
             output: String::new(),
         };
     };
-    match find_report(&out) {
+    match find_report(&out, &token) {
         Some(report) => report,
+        None if status.signal().is_some() => Report {
+            verdict: Verdict::Failed,
+            message: format!(
+                "the test's supervisor (pid {pid}) was killed ({status}) before it reported: did the code \
+                 under test signal its parent's parent? Its stderr:\n{}",
+                String::from_utf8_lossy(&err)
+            ),
+            output: String::new(),
+        },
         None => Report {
             verdict: Verdict::Failed,
             message: format!(
@@ -149,22 +170,56 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
     }
 }
 
-/// The supervisor's report: the framed records after the last [`protocol::REPORT_MARK`].
-fn find_report(out: &[u8]) -> Option<Report> {
+/// The supervisor's report: the first set of records after a [`protocol::REPORT_MARK`] that
+/// are sealed with this test's token. Anything else on the supervisor's stdout (libtest's own
+/// lines, bytes some other process managed to write there) is passed over.
+fn find_report(out: &[u8], token: &str) -> Option<Report> {
     let mark = protocol::REPORT_MARK.as_bytes();
-    let at = out.windows(mark.len()).rposition(|w| w == mark)?;
-    let recs = protocol::records(&out[at + mark.len()..]);
-    let get = |tag: &str| recs.iter().find(|(t, _)| t == tag).map(|(_, v)| v.clone());
-    Some(Report {
-        verdict: Verdict::from_word(&get(protocol::report::VERDICT)?)?,
-        message: get(protocol::report::MESSAGE).unwrap_or_default(),
-        output: get(protocol::report::OUTPUT).unwrap_or_default(),
+    let starts = out
+        .windows(mark.len())
+        .enumerate()
+        .filter(|(_, w)| *w == mark)
+        .map(|(at, _)| at + mark.len());
+    starts.into_iter().find_map(|at| {
+        let (recs, _) = protocol::sealed_records(token, &out[at..]);
+        let get = |tag: &str| recs.iter().find(|(t, _)| t == tag).map(|(_, v)| v.clone());
+        Some(Report {
+            verdict: Verdict::from_word(&get(protocol::report::VERDICT)?)?,
+            message: get(protocol::report::MESSAGE).unwrap_or_default(),
+            output: get(protocol::report::OUTPUT).unwrap_or_default(),
+        })
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_sealed_report_counts() {
+        let sealed = |token: &str, verdict: &str, message: &str| {
+            let mut out = protocol::REPORT_MARK.as_bytes().to_vec();
+            out.extend(protocol::frame(
+                &protocol::seal(token, protocol::report::VERDICT),
+                verdict,
+            ));
+            out.extend(protocol::frame(
+                &protocol::seal(token, protocol::report::MESSAGE),
+                message,
+            ));
+            out
+        };
+        let mut out = b"running 1 test\n".to_vec();
+        out.extend(sealed("forged", "passed", "all good"));
+        out.extend(sealed("7e57", "failed", "the real one"));
+        out.extend(sealed("forged", "passed", "after"));
+        let r = find_report(&out, "7e57").unwrap();
+        assert_eq!(
+            (r.verdict, r.message.as_str()),
+            (Verdict::Failed, "the real one")
+        );
+        assert!(find_report(&out, "0ther").is_none());
+    }
 
     #[test]
     fn a_re_exec_that_runs_no_test_fails_loudly() {

@@ -41,7 +41,9 @@ mod isolate;
 mod options;
 pub mod poll;
 pub mod procfs;
+mod raw;
 mod report;
+mod secret;
 mod supervisor;
 pub mod sysvipc;
 

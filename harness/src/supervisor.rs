@@ -1,4 +1,4 @@
-// depends on: options, protocol, report, body, cgroup, evidence, procfs (stage C; never isolate).
+// depends on: options, protocol, report, body, cgroup, evidence, procfs, raw, secret (stage C; never isolate).
 //! The supervisor (C): runs in the re-executed test binary, forks the body process (B), and
 //! watches it with a deadline. Whatever happens it then kills and reaps every descendant,
 //! removes the scratch directory and the cgroup, and prints one framed report for the parent.
@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -25,17 +26,36 @@ use crate::cgroup::PidsCgroup;
 use crate::evidence;
 use crate::options::{Isolation, PARENT_ENV};
 use crate::procfs;
+use crate::raw;
 use crate::report::Report;
+use crate::secret;
 
 /// How much of the test's output is kept: the start and the end, with a count of what fell
 /// in between, so a flood of output costs memory once and never stalls the writers.
 const KEEP_HEAD: usize = 32 * 1024;
 const KEEP_TAIL: usize = 16 * 1024;
 
+/// This test's token, which seals the report (see `secret.rs`).
+static TOKEN: OnceLock<String> = OnceLock::new();
+
 pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
+    let token = match secret::receive() {
+        Ok(token) => TOKEN.get_or_init(|| token),
+        Err(e) => {
+            eprintln!("oskata-harness: {e}");
+            std::process::exit(1)
+        }
+    };
     let me = Pid::this();
     let parent = Parent::watch();
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+    // Not dumpable: no other process of the user may open /proc/<this pid>/fd/1, the pipe
+    // the parent reads the report from (the body gives up CAP_SYS_PTRACE, which would).
+    if let Err(e) = raw::set_dumpable(false) {
+        finish(fatal(format!(
+            "cannot make the supervisor non-dumpable (PR_SET_DUMPABLE): {e}"
+        )));
+    }
+    if let Err(e) = raw::become_subreaper() {
         finish(fatal(format!("cannot become a child subreaper: {e}")));
     }
     let (res_r, res_w) = match pipe2(OFlag::O_CLOEXEC) {
@@ -82,6 +102,7 @@ pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
                     scratch,
                     cgroup: cgroup.as_ref(),
                     test: name,
+                    token,
                 },
             )
         }
@@ -142,15 +163,24 @@ impl Parent {
         self.pid.is_some_and(|pid| getppid() != pid)
     }
 }
-/// Prints the framed report for the parent and leaves this re-executed test binary.
+/// Prints the report for the parent, each record sealed with the test's token, and leaves this
+/// re-executed test binary.
 fn finish(report: Report) -> ! {
+    let token = TOKEN.get().map_or("", String::as_str);
+    let sealed = |tag: &str| protocol::seal(token, tag);
     let mut out = protocol::REPORT_MARK.as_bytes().to_vec();
     out.extend(protocol::frame(
-        protocol::report::VERDICT,
+        &sealed(protocol::report::VERDICT),
         report.verdict.word(),
     ));
-    out.extend(protocol::frame(protocol::report::MESSAGE, &report.message));
-    out.extend(protocol::frame(protocol::report::OUTPUT, &report.output));
+    out.extend(protocol::frame(
+        &sealed(protocol::report::MESSAGE),
+        &report.message,
+    ));
+    out.extend(protocol::frame(
+        &sealed(protocol::report::OUTPUT),
+        &report.output,
+    ));
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(&out);
     let _ = stdout.flush();
@@ -288,12 +318,18 @@ fn supervise(
     // Collect what is still in the pipes (a daemon may hold them open: never wait for EOF).
     drain(res_r.as_fd(), &mut |b| results.extend_from_slice(b));
     drain(out_r.as_fd(), &mut |b| output.push(b));
-    Some(verdict(
-        opts,
-        ending,
-        &protocol::records(&results),
-        output.text(),
-    ))
+    let token = TOKEN.get().map_or("", String::as_str);
+    let (mut records, forged) = protocol::sealed_records(token, &results);
+    if forged > 0 {
+        records.push((
+            protocol::body::NOTE.to_owned(),
+            format!(
+                "{forged} record(s) on the harness's result pipe were not sealed by the harness and were \
+                 ignored: something in the test wrote into the pipe (found in /proc/self/fd?)"
+            ),
+        ));
+    }
+    Some(verdict(opts, ending, &records, output.text()))
 }
 
 /// The verdict on the body's records (tags of [`protocol::body`]) and how it ended.

@@ -135,6 +135,32 @@ pub fn frame(tag: &str, payload: &str) -> Vec<u8> {
     out
 }
 
+/// A record tag sealed with one test's secret token, `<token>:<tag>`: the supervisor and the
+/// test process count only records sealed with the token they hold, so bytes that student code
+/// writes into a pipe it finds (in `/proc/self/fd`, say) cannot pass for the harness's.
+pub fn seal(token: &str, tag: &str) -> String {
+    format!("{token}:{tag}")
+}
+
+/// The tag of a record sealed with `token`, or `None` for any other record.
+pub fn unseal<'a>(token: &str, sealed: &'a str) -> Option<&'a str> {
+    sealed.strip_prefix(token)?.strip_prefix(':')
+}
+
+/// The records of `buf` that were sealed with `token`, unsealed, and how many records were
+/// not (forged, or from another test).
+pub fn sealed_records(token: &str, buf: &[u8]) -> (Vec<(String, String)>, usize) {
+    let mut others = 0;
+    let mut ours = Vec::new();
+    for (tag, payload) in records(buf) {
+        match unseal(token, &tag) {
+            Some(tag) => ours.push((tag.to_owned(), payload)),
+            None => others += 1,
+        }
+    }
+    (ours, others)
+}
+
 /// Splits a buffer of framed records back into `(tag, payload)` pairs; ignores a torn tail.
 pub fn records(mut buf: &[u8]) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -173,6 +199,25 @@ mod tests {
                 ("stray".into(), "4242".into())
             ]
         );
+    }
+
+    #[test]
+    fn only_sealed_records_count() {
+        let token = "5eed";
+        let mut buf = frame(&seal(token, body::PASS), "");
+        buf.extend(frame(body::PASS, ""));
+        buf.extend(frame(&seal("other", body::PASS), ""));
+        buf.extend(frame(&seal(token, body::PANIC), "boom"));
+        let (ours, others) = sealed_records(token, &buf);
+        assert_eq!(
+            ours,
+            vec![
+                (body::PASS.to_owned(), String::new()),
+                (body::PANIC.to_owned(), "boom".to_owned())
+            ]
+        );
+        assert_eq!(others, 2);
+        assert_eq!(unseal(token, "5eedpass"), None);
     }
 
     #[test]
