@@ -42,6 +42,7 @@ mod options;
 pub mod poll;
 pub mod procfs;
 mod report;
+mod scratch;
 mod supervisor;
 pub mod sysvipc;
 
