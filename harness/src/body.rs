@@ -1,5 +1,5 @@
-// depends on: options, protocol, cgroup, evidence, fdtable, guard, leftovers, mounts, procfs, sysvipc
-// (stage B, the last).
+// depends on: options, protocol, cgroup, evidence, fdtable, guard, leftovers, mounts, procfs, sysvipc,
+// threads (stage B, the last).
 //! The body process (B): forked by the supervisor, it puts itself in a known state, runs the
 //! test body, checks what the body left behind, and sends one record to the supervisor.
 //!
@@ -34,6 +34,7 @@ use crate::mounts::{self, Views};
 use crate::options::Isolation;
 use crate::procfs;
 use crate::sysvipc;
+use crate::threads;
 
 /// The pid of the body process, 0 outside an isolated test.
 static BODY_PID: AtomicI32 = AtomicI32::new(0);
@@ -235,7 +236,11 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
         Ok(()) if checked.leaks.is_empty() => send(PASS, ""),
         Ok(()) => send(LEAK, &checked.leaks.join("\n")),
     }
-    let _ = std::io::stdout().flush();
+    // A thread left running may hold the lock of stdout for ever: then leave without it (what
+    // was printed up to the last newline is in the pipe already).
+    if !checked.threads_left {
+        let _ = std::io::stdout().flush();
+    }
     // SAFETY: leave without returning into libtest, which would report on its own.
     unsafe { libc::_exit(0) }
 }
@@ -481,6 +486,8 @@ struct Watched {
 struct Checked {
     /// One sentence each.
     leaks: Vec<String>,
+    /// Whether a thread of the test still runs.
+    threads_left: bool,
 }
 
 /// What the body left behind, one sentence each; removes leaked IPC objects, mounts and files
@@ -493,7 +500,8 @@ fn leak_check(
     private_ipc: bool,
 ) -> Checked {
     let me = getpid();
-    let mut leaks = Vec::new();
+    let mut leaks = threads::left_running(me);
+    let threads_left = !leaks.is_empty();
     let tree = procfs::descendants(me);
     for z in tree
         .iter()
@@ -540,7 +548,10 @@ fn leak_check(
             }
         }
     }
-    Checked { leaks }
+    Checked {
+        leaks,
+        threads_left,
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ mod report;
 mod scratch;
 mod supervisor;
 pub mod sysvipc;
+mod threads;
 
 pub use body::{body_pid, scratch_dir, student};
 pub use isolate::isolated;

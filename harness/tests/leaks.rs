@@ -1,7 +1,7 @@
 //! The leak check's promises on what a test leaves outside its scratch directory, each shown
 //! on a body that makes the mistake: POSIX message queues, shared memory and named semaphores
 //! never unlinked; files left in `/tmp`, `TMPDIR` and the directory the tests were started
-//! from; a bind mount left under the scratch directory. Each is a leak with evidence, and nothing of it is left
+//! from; a thread nobody joined; a bind mount left under the scratch directory. Each is a leak with evidence, and nothing of it is left
 //! on the machine afterwards (checked from outside, in the test process). A body that makes
 //! the same object and removes it passes.
 //!
@@ -388,6 +388,62 @@ fn a_failing_test_has_its_leftovers_removed_too() {
     assert_eq!(r.verdict, Verdict::Failed, "{r:?}");
     assert!(r.message.starts_with("the test failed"), "{r:?}");
     assert!(!Path::new("/tmp/leaks-selftest-failing").exists());
+}
+
+#[test]
+fn a_thread_nobody_joined_is_reported() {
+    let r = report(|| {
+        std::thread::Builder::new()
+            .name("leaky-worker".into())
+            .spawn(|| {
+                loop {
+                    std::thread::park();
+                }
+            })
+            .unwrap();
+    });
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    assert_says(
+        &r,
+        "(leaky-worker) is still running after the test returned: a thread that nobody joined",
+    );
+    assert_says(&r, "in the system call futex");
+}
+
+/// A thread left holding the lock of stdout must not keep the body from reporting.
+#[test]
+fn a_thread_left_holding_stdout_is_still_reported() {
+    let r = report(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _stdout = std::io::stdout().lock();
+            tx.send(()).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().unwrap();
+    });
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    assert_says(&r, "is still running after the test returned");
+}
+
+#[test]
+fn a_joined_thread_passes() {
+    let r = report(|| std::thread::spawn(|| 1 + 1).join().map(drop).unwrap());
+    assert!(r.passed(), "{r:?}");
+}
+
+/// A thread that has sent its result and is on its way out when the test returns is not
+/// one left running: the check gives it a moment to finish.
+#[test]
+fn a_thread_that_finished_its_work_passes_unjoined() {
+    let r = report(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(42).unwrap());
+        assert_eq!(rx.recv().unwrap(), 42);
+    });
+    assert!(r.passed(), "{r:?}");
 }
 
 /// Bind-mounts `from` on `to` in the body; prints `skip=` where mount is refused.
