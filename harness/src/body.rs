@@ -27,7 +27,7 @@ use oskata_protocol::body::{LEAK, NOT_STARTED, NOTE, PANIC, PASS, STRAY};
 
 use crate::cgroup::{self, PidsCgroup};
 use crate::evidence;
-use crate::fdtable;
+use crate::fdtable::{self, Reserve};
 use crate::guard;
 use crate::leftovers::Leftovers;
 use crate::mounts::{self, Views};
@@ -179,6 +179,7 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
         private_mounts: views.is_some(),
         leftovers: Leftovers::watch(views.as_ref(), namespaces.ipc, start_dir.as_deref()),
         scratch: std::fs::canonicalize(&setup.scratch).unwrap_or_else(|_| setup.scratch.clone()),
+        reserve: fdtable::reserve(),
     };
     notes.extend(watched.leftovers.notes.iter().cloned());
     // A promise: relative paths the code under test writes land in the scratch directory,
@@ -480,6 +481,7 @@ struct Watched {
     leftovers: Leftovers,
     /// The scratch directory's canonical path, as mountinfo names it.
     scratch: PathBuf,
+    reserve: Reserve,
 }
 
 /// What the leak check found.
@@ -491,7 +493,7 @@ struct Checked {
 }
 
 /// What the body left behind, one sentence each; removes leaked IPC objects, mounts and files
-/// as it goes.
+/// as it goes. First frees the fd reserve, so a full fd table blinds nothing.
 fn leak_check(
     opts: &Isolation,
     watched: Watched,
@@ -500,6 +502,7 @@ fn leak_check(
     private_ipc: bool,
 ) -> Checked {
     let me = getpid();
+    let full_table = watched.reserve.release();
     let mut leaks = threads::left_running(me);
     let threads_left = !leaks.is_empty();
     let tree = procfs::descendants(me);
@@ -548,6 +551,7 @@ fn leak_check(
             }
         }
     }
+    leaks.extend(full_table);
     Checked {
         leaks,
         threads_left,

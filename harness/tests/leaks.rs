@@ -1,7 +1,8 @@
 //! The leak check's promises on what a test leaves outside its scratch directory, each shown
 //! on a body that makes the mistake: POSIX message queues, shared memory and named semaphores
 //! never unlinked; files left in `/tmp`, `TMPDIR` and the directory the tests were started
-//! from; a thread nobody joined; a bind mount left under the scratch directory. Each is a leak with evidence, and nothing of it is left
+//! from; a thread nobody joined; leaks made before the fd table was filled up; a bind mount
+//! left under the scratch directory. Each is a leak with evidence, and nothing of it is left
 //! on the machine afterwards (checked from outside, in the test process). A body that makes
 //! the same object and removes it passes.
 //!
@@ -13,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use nix::unistd::{Uid, getpid};
-use oskata_harness::{Isolation, Report, Verdict, procfs};
+use nix::unistd::{ForkResult, Uid, fork, getpid};
+use oskata_harness::{Isolation, Report, Verdict, poll, procfs};
 
 /// Held by every test of this file while its body runs (see the file's doc).
 static SHARED: Mutex<()> = Mutex::new(());
@@ -444,6 +445,42 @@ fn a_thread_that_finished_its_work_passes_unjoined() {
         assert_eq!(rx.recv().unwrap(), 42);
     });
     assert!(r.passed(), "{r:?}");
+}
+
+#[test]
+fn leaks_made_before_the_fd_table_filled_up_are_still_reported() {
+    let r = report(|| {
+        // SAFETY: the body is single-threaded; the child only exits.
+        if let ForkResult::Child = unsafe { fork() }.unwrap() {
+            // SAFETY: leaves the child at once.
+            unsafe { libc::_exit(0) }
+        }
+        poll::until(Duration::from_secs(2), "a zombie child", || {
+            procfs::children(getpid())
+                .iter()
+                .any(|c| c.state == 'Z')
+                .then_some(())
+        });
+        std::fs::write("/tmp/leaks-selftest-before-full", "x").unwrap();
+        // Small and for good (the hard limit too), so only the harness's reserve is left.
+        let nofile = nix::sys::resource::Resource::RLIMIT_NOFILE;
+        nix::sys::resource::setrlimit(nofile, 2048, 2048).unwrap();
+        let mut opened = 0;
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            std::mem::forget(f);
+            opened += 1;
+        }
+        println!("opened={opened}");
+    });
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    assert_says(&r, "the fd table was full when the test returned");
+    assert_says(&r, "RLIMIT_NOFILE 2048");
+    assert_says(&r, "is a zombie (state Z)");
+    assert_says(
+        &r,
+        "file /tmp/leaks-selftest-before-full was left behind by the test",
+    );
+    assert!(!Path::new("/tmp/leaks-selftest-before-full").exists());
 }
 
 /// Bind-mounts `from` on `to` in the body; prints `skip=` where mount is refused.
