@@ -1,4 +1,5 @@
-// depends on: options, protocol, cgroup, evidence, guard, procfs, raw, sysvipc (stage B, the last).
+// depends on: options, protocol, cgroup, evidence, fdtable, guard, leftovers, mounts, procfs, raw,
+// sysvipc, threads (stage B, the last).
 //! The body process (B): forked by the supervisor, it puts itself in a known state, runs the
 //! test body, checks what the body left behind, and sends one record to the supervisor.
 //!
@@ -10,7 +11,7 @@ use std::any::Any;
 use std::io::Write;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -26,11 +27,15 @@ use oskata_protocol::body::{LEAK, NOT_STARTED, NOTE, PANIC, PASS, STRAY};
 
 use crate::cgroup::{self, PidsCgroup};
 use crate::evidence;
+use crate::fdtable::{self, Reserve};
 use crate::guard;
+use crate::leftovers::Leftovers;
+use crate::mounts::{self, Views};
 use crate::options::Isolation;
 use crate::procfs;
 use crate::raw;
 use crate::sysvipc;
+use crate::threads;
 
 /// The pid of the body process, 0 outside an isolated test.
 static BODY_PID: AtomicI32 = AtomicI32::new(0);
@@ -48,7 +53,7 @@ const NO_IPC_NAMESPACE: &str = "no private IPC namespace for this test (unshare 
      namespace, or OSKATA_NO_NAMESPACES set): System V objects are tracked by the pids the kernel records on \
      them, so a leaked object that none of the test's processes touched can go unnoticed";
 /// The lowest fd number the result pipe is moved to.
-const RESULT_FD_MIN: i32 = 900;
+const RESULT_FD_MIN: i32 = fdtable::HIGH_FD_MIN;
 
 /// What the supervisor hands to the body process.
 pub(crate) struct Setup<'a> {
@@ -173,7 +178,22 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     drop(setup.output);
     close_inherited_fds(RESULT_FD.load(Ordering::SeqCst));
 
-    let notes = prepare(setup.cgroup, opts.wants_namespaces());
+    // The directory the test binary was started in, before the body leaves it for the scratch
+    // directory: files the test writes there are leaks too.
+    let start_dir = std::env::current_dir().ok();
+    let (mut notes, namespaces) = prepare(setup.cgroup, opts.wants_namespaces());
+    let views = namespaces
+        .mount
+        .then(|| private_views(namespaces.ipc, &setup.scratch, start_dir.as_deref()))
+        .flatten();
+    let watched = Watched {
+        mounts_before: mounts::ids(),
+        private_mounts: views.is_some(),
+        leftovers: Leftovers::watch(views.as_ref(), namespaces.ipc, start_dir.as_deref()),
+        scratch: std::fs::canonicalize(&setup.scratch).unwrap_or_else(|_| setup.scratch.clone()),
+        reserve: fdtable::reserve(),
+    };
+    notes.extend(watched.leftovers.notes.iter().cloned());
     // A promise: relative paths the code under test writes land in the scratch directory,
     // removed after; in any other directory they would be left behind. Without it, fail.
     if let Err(e) = chdir(&setup.scratch) {
@@ -202,7 +222,7 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
             e,
         );
     }
-    let private_ipc = !notes.iter().any(|n| n == NO_IPC_NAMESPACE);
+    let private_ipc = namespaces.ipc;
     let fds_before = if opts.check_fds {
         procfs::fds(getpid()).unwrap_or_default()
     } else {
@@ -222,6 +242,8 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     let _ = setup.test;
     let result = panic::catch_unwind(AssertUnwindSafe(body));
     stop_if_stray(result.as_ref().err().map(|p| panic_text(p.as_ref())));
+    // Also after a failure: what the test left outside its scratch directory is removed.
+    let checked = leak_check(opts, watched, &fds_before, &ipc_before, private_ipc);
     match result {
         Err(payload) => {
             let recorded = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -233,16 +255,14 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
             };
             send(tag, &msg);
         }
-        Ok(()) => {
-            let leaks = leak_check(opts, &fds_before, &ipc_before, private_ipc);
-            if leaks.is_empty() {
-                send(PASS, "");
-            } else {
-                send(LEAK, &leaks.join("\n"));
-            }
-        }
+        Ok(()) if checked.leaks.is_empty() => send(PASS, ""),
+        Ok(()) => send(LEAK, &checked.leaks.join("\n")),
     }
-    let _ = std::io::stdout().flush();
+    // A thread left running may hold the lock of stdout for ever: then leave without it (what
+    // was printed up to the last newline is in the pipe already).
+    if !checked.threads_left {
+        let _ = std::io::stdout().flush();
+    }
     // SAFETY: leave without returning into libtest, which would report on its own.
     unsafe { libc::_exit(0) }
 }
@@ -315,8 +335,16 @@ fn close_listed_fds(keep: i32) {
     }
 }
 
-/// Puts the body process into the known state; returns notes about what was not permitted.
-fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> Vec<String> {
+/// Which private namespaces the body process entered.
+#[derive(Debug, Clone, Copy, Default)]
+struct Namespaces {
+    ipc: bool,
+    mount: bool,
+}
+
+/// Puts the body process into the known state; returns notes about what was not permitted,
+/// and the namespaces it entered.
+fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> (Vec<String>, Namespaces) {
     let mut notes = Vec::new();
     // Should the supervisor die, the body dies with it (the supervisor's parent then kills
     // what is left).
@@ -372,12 +400,58 @@ fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> Vec<String> {
                 .into(),
         );
     }
-    let private =
-        namespaces && (unshare(CloneFlags::CLONE_NEWIPC).is_ok() || private_ipc_as_user().is_ok());
-    if !private {
+    let entered = if namespaces {
+        enter_namespaces()
+    } else {
+        Namespaces::default()
+    };
+    if !entered.ipc {
         notes.push(NO_IPC_NAMESPACE.into());
     }
-    notes
+    (notes, entered)
+}
+
+/// Enters a private IPC namespace and, where permitted, a private mount namespace with it: as
+/// root with unshare(2), else inside a user namespace that grants the right.
+fn enter_namespaces() -> Namespaces {
+    let (ipc, mount) = (CloneFlags::CLONE_NEWIPC, CloneFlags::CLONE_NEWNS);
+    let both = Namespaces {
+        ipc: true,
+        mount: true,
+    };
+    let ipc_only = Namespaces {
+        ipc: true,
+        mount: false,
+    };
+    if unshare(ipc | mount).is_ok() {
+        both
+    } else if unshare(ipc).is_ok() {
+        ipc_only
+    } else if private_namespaces_as_user(ipc | mount).is_ok() {
+        both
+    } else if private_namespaces_as_user(ipc).is_ok() {
+        ipc_only
+    } else {
+        Namespaces::default()
+    }
+}
+
+/// The fresh `/dev/shm`, mqueue and `/tmp` of the private mount namespace (see `mounts`), with
+/// the scratch directory, the starting directory and the test binary's own kept at their
+/// paths; `None` where propagation cannot be made private (then nothing is mounted).
+fn private_views(ipc: bool, scratch: &Path, start_dir: Option<&Path>) -> Option<Views> {
+    let mut keep = vec![scratch.to_owned()];
+    keep.extend(start_dir.map(Path::to_owned));
+    keep.extend(
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_owned)),
+    );
+    match mounts::set_up(ipc, scratch, &keep) {
+        Ok(views) => Some(views),
+        Err(mounts::Failure::Refused) => None,
+        Err(mounts::Failure::Broken(step, e)) => setup_failed(&step, e),
+    }
 }
 
 /// Sets every signal's disposition to the default, through the raw syscall because glibc's
@@ -414,26 +488,50 @@ fn reset_dispositions() {
     }
 }
 
-/// Unprivileged route to a private IPC namespace: a user namespace that maps our own uid and
-/// gid to themselves (user_namespaces(7)), which grants the right to unshare the IPC one.
-fn private_ipc_as_user() -> std::io::Result<()> {
+/// Unprivileged route to private namespaces (`flags`): a user namespace that maps our own uid
+/// and gid to themselves (user_namespaces(7)), which grants the right to unshare the others.
+fn private_namespaces_as_user(flags: CloneFlags) -> std::io::Result<()> {
     let (uid, gid) = (Uid::current(), Gid::current());
-    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWIPC)?;
+    unshare(CloneFlags::CLONE_NEWUSER | flags)?;
     std::fs::write("/proc/self/setgroups", "deny")?;
     std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
     std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
     Ok(())
 }
 
-/// What the body left behind, one sentence each; removes leaked IPC objects as it goes.
+/// What the body process noted before the test, for the leak check.
+struct Watched {
+    /// Mount ids before the body.
+    mounts_before: Vec<u64>,
+    /// Whether the mount namespace is the test's own (with fresh views).
+    private_mounts: bool,
+    leftovers: Leftovers,
+    /// The scratch directory's canonical path, as mountinfo names it.
+    scratch: PathBuf,
+    reserve: Reserve,
+}
+
+/// What the leak check found.
+struct Checked {
+    /// One sentence each.
+    leaks: Vec<String>,
+    /// Whether a thread of the test still runs.
+    threads_left: bool,
+}
+
+/// What the body left behind, one sentence each; removes leaked IPC objects, mounts and files
+/// as it goes. First frees the fd reserve, so a full fd table blinds nothing.
 fn leak_check(
     opts: &Isolation,
+    watched: Watched,
     fds_before: &[procfs::Fd],
     ipc_before: &[sysvipc::IpcObject],
     private_ipc: bool,
-) -> Vec<String> {
+) -> Checked {
     let me = getpid();
-    let mut leaks = Vec::new();
+    let full_table = watched.reserve.release();
+    let mut leaks = threads::left_running(me);
+    let threads_left = !leaks.is_empty();
     let tree = procfs::descendants(me);
     for z in tree
         .iter()
@@ -463,6 +561,12 @@ fn leak_check(
         ));
         let _ = sysvipc::remove(&object);
     }
+    leaks.extend(mounts::left_behind(
+        &watched.mounts_before,
+        watched.private_mounts,
+        &watched.scratch,
+    ));
+    leaks.extend(watched.leftovers.check());
     if opts.check_fds {
         let result_fd = RESULT_FD.load(Ordering::SeqCst);
         for fd in procfs::fds(me).unwrap_or_default() {
@@ -474,7 +578,11 @@ fn leak_check(
             }
         }
     }
-    leaks
+    leaks.extend(full_table);
+    Checked {
+        leaks,
+        threads_left,
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //! ```text
 //! cargo test (P) ── re-exec ──> supervisor (C) ── fork ──> body (B) ── student's children...
 //!   waits for the report          deadline, output,         subreaper, own session,
-//!                                 kill + reap the tree      IPC namespace, pids cap, leak check
+//!                                 kill + reap the tree      IPC and mount namespaces,
+//!                                                           pids cap, leak check
 //! ```
 //!
 //! ```no_run
@@ -36,16 +37,22 @@ mod body;
 pub mod cases;
 mod cgroup;
 pub mod evidence;
+mod fdtable;
 mod guard;
 mod isolate;
+mod leftovers;
+mod mounts;
 mod options;
 pub mod poll;
+mod posix_ipc;
 pub mod procfs;
 mod raw;
 mod report;
+mod scratch;
 mod secret;
 mod supervisor;
 pub mod sysvipc;
+mod threads;
 
 pub use body::{body_pid, scratch_dir, student};
 pub use isolate::isolated;

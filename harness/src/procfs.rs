@@ -1,5 +1,6 @@
 //! Readers for the kernel's own account of a process: `/proc/<pid>/stat`, `status`, `fd`,
-//! `fdinfo`, `smaps` and `task`. See proc(5).
+//! `fdinfo`, `smaps`, `task` (and each thread's `stat` and `syscall`) and `mountinfo`. See
+//! proc(5).
 //!
 //! Tests use these to observe instead of trusting what the student's code claims: a zombie
 //! is the letter `Z` in `stat`, a daemon's session is a field of `stat`, a pipe end is an fd
@@ -274,6 +275,11 @@ pub fn threads(pid: Pid) -> io::Result<Vec<i32>> {
     Ok(tids)
 }
 
+/// Reads `/proc/<pid>/task/<tid>/stat`: one thread's own state and name.
+pub fn thread_stat(pid: Pid, tid: i32) -> io::Result<Stat> {
+    Stat::parse(&fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))?)
+}
+
 /// The system call a thread is blocked in, from `/proc/<pid>/syscall` (or
 /// `/proc/<pid>/task/<tid>/syscall`): its number and its six arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,6 +364,72 @@ pub fn waits_for(waiter: Pid, child: &Stat) -> bool {
 /// The current working directory of `pid` (`/proc/<pid>/cwd`).
 pub fn cwd(pid: Pid) -> io::Result<std::path::PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd"))
+}
+
+/// One line of `/proc/<pid>/mountinfo` (proc(5)): a mount in the process's mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The mount's id, unique in its namespace while it is mounted.
+    pub id: u64,
+    /// The id of the mount it sits on.
+    pub parent: u64,
+    /// Where it is mounted, as the process sees its root, escapes (`\040` for a space) undone.
+    pub point: std::path::PathBuf,
+    /// The filesystem type (`tmpfs`, `mqueue`, `ext4`, ...).
+    pub fstype: String,
+    /// The source (device or name) the filesystem was mounted from.
+    pub source: String,
+}
+
+impl Mount {
+    /// Parses one mountinfo line; `None` for a line of another shape.
+    pub fn parse(line: &str) -> Option<Mount> {
+        let (left, right) = line.split_once(" - ")?;
+        let mut l = left.split(' ');
+        let id = l.next()?.parse().ok()?;
+        let parent = l.next()?.parse().ok()?;
+        let point = unescape(l.nth(2)?);
+        let mut r = right.split(' ');
+        Some(Mount {
+            id,
+            parent,
+            point: std::path::PathBuf::from(
+                <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(point),
+            ),
+            fstype: r.next()?.to_owned(),
+            source: String::from_utf8_lossy(&unescape(r.next()?)).into_owned(),
+        })
+    }
+}
+
+/// Undoes mountinfo's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134` `\`).
+fn unescape(field: &str) -> Vec<u8> {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u8, |n, b| n.wrapping_mul(8) + (b - b'0')));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The mounts of `pid`'s mount namespace, from `/proc/<pid>/mountinfo`, in the kernel's order
+/// (a mount after the one it sits on).
+pub fn mounts(pid: Pid) -> io::Result<Vec<Mount>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/mountinfo"))?;
+    Ok(text.lines().filter_map(Mount::parse).collect())
 }
 
 /// Every process on the machine that we may read, as `stat` records.
@@ -475,6 +547,27 @@ mod tests {
             .find(|m| m.contains(addr))
             .unwrap();
         assert!(map.vm_flags.iter().any(|f| f == "rd"), "{map:?}");
+    }
+
+    #[test]
+    fn parses_mountinfo_lines_with_escapes() {
+        let m = Mount::parse(
+            "36 35 98:0 /mnt1 /mnt/a\\040b rw,noatime master:1 - ext3 /dev/root rw,errors=continue",
+        )
+        .unwrap();
+        assert_eq!((m.id, m.parent), (36, 35));
+        assert_eq!(m.point, std::path::Path::new("/mnt/a b"));
+        assert_eq!(
+            (m.fstype.as_str(), m.source.as_str()),
+            ("ext3", "/dev/root")
+        );
+        assert!(Mount::parse("garbage").is_none());
+        assert!(
+            mounts(Pid::this())
+                .unwrap()
+                .iter()
+                .any(|m| m.point == std::path::Path::new("/"))
+        );
     }
 
     #[test]
