@@ -24,7 +24,7 @@ use nix::unistd::{Gid, Pid, Uid, chdir, dup2_stderr, dup2_stdout, getpid, setsid
 use oskata_protocol as protocol;
 use oskata_protocol::body::{LEAK, NOT_STARTED, NOTE, PANIC, PASS, STRAY};
 
-use crate::cgroup::{self, PidsCgroup};
+use crate::cgroup::{self, Confinement};
 use crate::evidence;
 use crate::guard;
 use crate::options::Isolation;
@@ -52,7 +52,7 @@ pub(crate) struct Setup<'a> {
     pub result: OwnedFd,
     pub output: OwnedFd,
     pub scratch: PathBuf,
-    pub cgroup: Option<&'a PidsCgroup>,
+    pub cgroup: Option<&'a Confinement>,
     pub test: &'a str,
 }
 
@@ -295,7 +295,7 @@ fn close_listed_fds(keep: i32) {
 }
 
 /// Puts the body process into the known state; returns notes about what was not permitted.
-fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> Vec<String> {
+fn prepare(cgroup: Option<&Confinement>, namespaces: bool) -> Vec<String> {
     let mut notes = Vec::new();
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -335,15 +335,12 @@ fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> Vec<String> {
         ));
     }
 
-    let capped = match cgroup {
-        Some(cg) => cg.join().is_ok(),
-        None => false,
-    };
-    if !capped && cgroup::limit_nproc().is_err() {
-        notes.push(
-            "could not cap the number of processes (no writable pids cgroup, RLIMIT_NPROC refused)"
-                .into(),
-        );
+    // A promise: the test stays within its limits (processes, memory) and in the cgroups the
+    // supervisor freezes and kills; rlimits stand in where no cgroup is writable. A cgroup that
+    // was made but cannot be joined fails the test.
+    match cgroup::confine(cgroup) {
+        Ok(more) => notes.extend(more),
+        Err((step, e)) => setup_failed(&step, e),
     }
     let private =
         namespaces && (unshare(CloneFlags::CLONE_NEWIPC).is_ok() || private_ipc_as_user().is_ok());

@@ -1,4 +1,5 @@
-// depends on: options, protocol, report, supervisor (stage P, first of the line; never body).
+// depends on: options, protocol, report, supervisor, cgroup (stage P, first of the line; never
+// body).
 //! The parent side of an isolated test: re-execute the test binary for this one test, wait
 //! for the supervisor's report, and turn it into a pass or a panic with evidence.
 use std::io::Read;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use oskata_protocol::{self as protocol, Verdict};
 
+use crate::cgroup::Confinement;
 use crate::options::{CHILD_ENV, Isolation, PARENT_ENV};
 use crate::report::Report;
 use crate::supervisor;
@@ -112,7 +114,8 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
             break Some(status);
         }
         if start.elapsed() > limit {
-            supervisor::kill_from_outside(nix::unistd::Pid::from_raw(pid));
+            let pid = nix::unistd::Pid::from_raw(pid);
+            supervisor::kill_from_outside(pid, &Confinement::of_supervisor(pid));
             let _ = child.wait();
             break None;
         }

@@ -5,6 +5,8 @@
 //! rather than in any one stage, and this module imports none of them.
 use std::time::Duration;
 
+use crate::cgroup::Limits;
+
 /// The variable that tells a re-executed test binary which test to supervise.
 pub(crate) const CHILD_ENV: &str = "OSKATA_ISOLATED_TEST";
 /// The variable that tells the supervisor which process to watch: when the test process that
@@ -25,6 +27,7 @@ pub struct Isolation {
     pub(crate) check_fds: bool,
     pub(crate) namespaces: bool,
     pub(crate) terminal: bool,
+    pub(crate) limits: Limits,
 }
 
 impl Default for Isolation {
@@ -34,6 +37,7 @@ impl Default for Isolation {
             check_fds: false,
             namespaces: true,
             terminal: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -61,6 +65,24 @@ impl Isolation {
     /// detached from its terminal from one that never had one.
     pub fn controlling_terminal(mut self) -> Self {
         self.terminal = true;
+        self
+    }
+
+    /// The most processes the test may have at once (512 by default, under a pids cgroup; or
+    /// this many more than the user already has, under `RLIMIT_NPROC`, 1024 by default). A fork
+    /// loop then fails to fork instead of filling the machine.
+    pub fn max_processes(mut self, n: u32) -> Self {
+        self.limits.processes = Some(n);
+        self
+    }
+
+    /// The most memory the test's processes may use together (1 GiB by default), enforced by a
+    /// memory cgroup where one is writable: at the limit the cgroup's OOM killer kills one of
+    /// the test's processes, and the test fails saying so. Elsewhere each process may map 4
+    /// times as much address space (`RLIMIT_AS`, which also counts reservations such as
+    /// thread stacks), and an allocation beyond it fails.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits.memory = bytes;
         self
     }
 

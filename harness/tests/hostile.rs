@@ -1,18 +1,57 @@
 //! The harness against hostile and broken test code: each body below does one thing that
 //! once hung a run, fooled a verdict or outlived its test. Each test asserts the verdict and
 //! the message, that the run ended within a bound, and that no process of it is left.
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
-use oskata_harness::{Isolation, Report};
+use nix::unistd::{ForkResult, Pid, fork, getpid, pause};
+use oskata_harness::{Isolation, Report, Verdict, poll, procfs};
 
 /// Runs `body` isolated with `opts`, and returns the report and how long the run took.
 fn timed(opts: Isolation, body: impl FnOnce()) -> (Report, Duration) {
     let start = Instant::now();
     let report = opts.report(body);
     (report, start.elapsed())
+}
+
+/// Finds `key=<number>` in `text`.
+fn number(text: &str, key: &str) -> i32 {
+    let at = text
+        .find(&format!("{key}="))
+        .unwrap_or_else(|| panic!("no {key}= in {text:?}"));
+    text[at + key.len() + 1..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Asserts that `pid` is gone: reaped, or a zombie some other reaper (init) has yet to reap.
+fn assert_gone(pid: i32) {
+    poll::until(Duration::from_secs(5), &format!("pid {pid} to go"), || {
+        procfs::stat(Pid::from_raw(pid))
+            .map_or(true, |s| {
+                s.state == 'Z' && procfs::zombie_leader_threads(&s).is_empty()
+            })
+            .then_some(())
+    });
+}
+
+/// Asserts that no live process is left in session `sid`.
+fn assert_session_gone(sid: i32) {
+    poll::until(
+        Duration::from_secs(5),
+        &format!("session {sid} to empty"),
+        || {
+            procfs::all()
+                .iter()
+                .all(|p| p.session != sid || !procfs::alive(p))
+                .then_some(())
+        },
+    );
 }
 
 /// Forks; the child runs `child` and exits with 0. Returns the child's pid.
@@ -77,4 +116,104 @@ fn kill_minus_one_through_another_abi_is_refused() {
         }
     });
     assert!(r.passed(), "{r:?}");
+}
+
+#[test]
+fn a_fork_loop_at_the_process_cap_times_out_with_the_supervisors_evidence() {
+    let (r, took) = timed(
+        Isolation::new()
+            .deadline(Duration::from_secs(1))
+            .max_processes(64),
+        || {
+            println!("session={}", getpid());
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            loop {
+                // SAFETY: every copy runs only this loop of raw forks.
+                unsafe { libc::fork() };
+            }
+        },
+    );
+    assert_eq!(r.verdict, Verdict::TimedOut, "{r:?}");
+    assert!(
+        r.message.contains("did not finish within its deadline of")
+            && r.message.contains("PID   PPID"),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_session_gone(number(&r.output, "session"));
+}
+
+/// As root the body can write its pid into its parent cgroup's `cgroup.procs`: that fails the
+/// test. Without a writable cgroup there is nothing to leave, and the write is refused.
+#[test]
+fn a_body_that_moves_out_of_its_cgroup_fails() {
+    let (r, took) = timed(Isolation::new(), || {
+        let me = getpid();
+        let lines = procfs::cgroups(me).unwrap();
+        let target = lines.iter().find_map(|l| {
+            let (parent, leaf) = l.path.rsplit_once('/')?;
+            leaf.starts_with("oskata-").then_some(())?;
+            let root = if l.hierarchy == 0 {
+                "unified".to_owned()
+            } else {
+                l.controllers.first()?.clone()
+            };
+            let procs = PathBuf::from(format!("/sys/fs/cgroup/{root}{parent}/cgroup.procs"));
+            procs.exists().then_some(procs)
+        });
+        match target {
+            Some(procs) => {
+                println!("moved={me}");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                std::fs::write(&procs, me.to_string()).unwrap();
+                // With the cap lifted, a fork loop could start here; the supervisor stops it.
+                loop {
+                    pause();
+                }
+            }
+            None => {
+                let refused = std::fs::write("/sys/fs/cgroup/pids/cgroup.procs", me.to_string());
+                assert!(refused.is_err(), "an unconfined body could move itself");
+                println!("unconfined={me}");
+            }
+        }
+    });
+    if r.output.contains("unconfined=") {
+        assert!(r.passed(), "{r:?}");
+        return;
+    }
+    let body = number(&r.output, "moved");
+    assert_eq!(r.verdict, Verdict::Failed, "{r:?}");
+    assert!(
+        r.message.contains(&format!("pid {body} ("))
+            && r.message.contains("moved itself out of the test's cgroup"),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+}
+
+/// A runaway allocation meets the test's own memory limit, never the machine's OOM killer.
+#[test]
+fn a_runaway_allocation_fails_at_the_tests_memory_limit() {
+    let (r, took) = timed(
+        Isolation::new()
+            .memory_limit(128 << 20)
+            .deadline(Duration::from_secs(30)),
+        || {
+            println!("body={}", getpid());
+            let mut kept: Vec<Vec<u8>> = Vec::new();
+            loop {
+                let mut chunk = Vec::<u8>::with_capacity(16 << 20);
+                chunk.resize(16 << 20, 1);
+                kept.push(chunk);
+            }
+        },
+    );
+    assert_eq!(r.verdict, Verdict::Crashed, "{r:?}");
+    assert!(
+        r.message.contains("the test's processes ran out of"),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert_gone(number(&r.output, "body"));
 }
