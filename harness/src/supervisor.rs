@@ -6,7 +6,10 @@
 //!
 //! C is a child subreaper (prctl(2) `PR_SET_CHILD_SUBREAPER`): a process that loses its parent
 //! anywhere below C is re-parented to C rather than to init, so a daemon that double-forked
-//! and called setsid(2) is still found, killed and reaped here.
+//! and called setsid(2) is still found, killed and reaped here. Nothing can leave C's subtree
+//! while C lives; but a process can start *beside* B (clone(2) with `CLONE_PARENT` makes it a
+//! child of C), where B's leak check cannot see it, so C looks at its own children too.
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -40,6 +43,8 @@ const STOP_LIMIT: Duration = Duration::from_secs(2);
 const KILL_LIMIT: Duration = Duration::from_secs(5);
 /// How long the report may take to reach the test process once it is written.
 const REPORT_LIMIT: Duration = Duration::from_secs(10);
+/// `PF_EXITING` in `/proc/<pid>/stat`'s flags: the task has begun to exit.
+const PF_EXITING: u32 = 0x4;
 
 pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
     let me = Pid::this();
@@ -327,8 +332,8 @@ enum Ending {
     Lost(Errno),
 }
 
-/// Something the supervisor itself saw, beyond what the body reported: a process that left
-/// the test's cgroup, the OOM killer.
+/// Something the supervisor itself saw, beyond what the body reported: a process beside the
+/// body, one that left the test's cgroup, a zombie leader, the OOM killer.
 struct Finding {
     verdict: Verdict,
     text: String,
@@ -400,24 +405,26 @@ fn supervise(
     let pidfd = pidfd_open(child);
     let deadline = Instant::now() + opts.limit();
     let mut pipes = Pipes::new(res_r, out_r);
+    let mut beside = Beside::default();
     let (ending, mut findings) = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            let (evidence, found) = stop_and_read(me, cg);
+            let (evidence, found) = stop_and_read(me, child, cg, &mut beside);
             break (Ending::Deadline(evidence), found);
         }
         // Out of its cgroups (where the supervisor put it) the body is no longer limited: end
         // the test now.
         if cg.left(child.as_raw()).is_some() {
-            let (evidence, found) = stop_and_read(me, cg);
+            let (evidence, found) = stop_and_read(me, child, cg, &mut beside);
             break (Ending::Escaped(evidence), found);
         }
-        // Wake up now and then to see whether the body is still in its cgroups (and, without
+        // Wake up now and then to look for processes started beside the body (and, without
         // pidfds, to ask waitpid and getppid).
         pipes.wait(&[pidfd.as_ref(), parent.pidfd.as_ref()], left.min(TICK));
         if parent.gone() {
             return None;
         }
+        beside.look(me, child);
         match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
             Ok(status) => break (Ending::Exited(status), Vec::new()),
@@ -428,17 +435,38 @@ fn supervise(
     let records = protocol::records(&pipes.results);
     let output = pipes.output.text();
     if let Ending::Exited(status) = &ending {
-        findings = after_exit(me, cg, *status, &output);
+        findings = after_exit(me, cg, &records, &mut beside, *status, &output);
     }
     Some(verdict(opts, ending, &records, output, findings))
 }
 
 /// What the supervisor sees of its tree once the body has exited (and its children were
-/// re-parented here): processes that left the test's cgroup, the OOM killer's work, an
-/// allocation that failed at the address-space limit.
-fn after_exit(me: Pid, cg: &Confinement, status: WaitStatus, output: &str) -> Vec<Finding> {
+/// re-parented here): processes beside the body, zombie leaders, processes that left the
+/// test's cgroup, the OOM killer's work, an allocation that failed at the address-space limit.
+fn after_exit(
+    me: Pid,
+    cg: &Confinement,
+    records: &[(String, String)],
+    beside: &mut Beside,
+    status: WaitStatus,
+    output: &str,
+) -> Vec<Finding> {
+    // A body that passed had no descendants left (its leak check saw none), so none came here
+    // from it: every child of the supervisor now was started beside it.
+    if records.iter().any(|(t, _)| t == protocol::body::PASS) {
+        beside.note_all(me);
+    }
     let tree = procfs::descendants(me);
-    let mut findings = escapes(&tree, cg);
+    let mut findings = beside.findings();
+    findings.extend(
+        tree.iter()
+            .filter_map(evidence::zombie_leader)
+            .map(|text| Finding {
+                verdict: Verdict::Leaked,
+                text,
+            }),
+    );
+    findings.extend(escapes(&tree, cg));
     findings.extend(memory_findings(cg, status, output));
     findings
 }
@@ -490,7 +518,7 @@ fn escapes(tree: &[Stat], cg: &Confinement) -> Vec<Finding> {
         return Vec::new();
     }
     tree.iter()
-        .filter(|p| p.state != 'Z')
+        .filter(|p| procfs::alive(p))
         .filter_map(|p| {
             let moved = cg.left(p.pid)?;
             Some(Finding {
@@ -505,16 +533,79 @@ fn escapes(tree: &[Stat], cg: &Confinement) -> Vec<Finding> {
         .collect()
 }
 
+/// The children of the supervisor other than the body: started beside it, not under it.
+#[derive(Default)]
+struct Beside {
+    seen: BTreeMap<i32, Stat>,
+}
+
+impl Beside {
+    /// Notes the supervisor's children other than `body` while `body` lives and is not yet
+    /// exiting: until then, no child of the body can have been re-parented here.
+    fn look(&mut self, me: Pid, body: Pid) {
+        let kids = procfs::child_pids(me);
+        if kids.iter().all(|&k| k == body.as_raw()) {
+            return;
+        }
+        let running = procfs::stat(body)
+            .is_ok_and(|b| !matches!(b.state, 'Z' | 'X') && b.flags & PF_EXITING == 0);
+        if running {
+            self.note(kids.into_iter().filter(|&k| k != body.as_raw()));
+        }
+    }
+
+    /// Notes every child of the supervisor (the body being gone).
+    fn note_all(&mut self, me: Pid) {
+        self.note(procfs::child_pids(me).into_iter());
+    }
+
+    fn note(&mut self, pids: impl Iterator<Item = i32>) {
+        for pid in pids {
+            if let Ok(s) = procfs::stat(Pid::from_raw(pid)) {
+                self.seen.entry(pid).or_insert(s);
+            }
+        }
+    }
+
+    fn findings(&self) -> Vec<Finding> {
+        self.seen
+            .values()
+            .map(|s| {
+                let exited = if procfs::alive(s) {
+                    ""
+                } else {
+                    "; it has exited, and only the supervisor could have waited for it"
+                };
+                Finding {
+                    verdict: Verdict::Leaked,
+                    text: format!(
+                        "pid {} ({}) was started beside the test process, not under it (clone with CLONE_PARENT?): \
+                         its parent is the harness's supervisor, so the test's own leak check cannot see it{exited}",
+                        s.pid, s.comm
+                    ),
+                }
+            })
+            .collect()
+    }
+}
+
 /// At the deadline (or when the body left its cgroup): stops the tree first (so a fork loop
 /// cannot keep the supervisor from reading it, and nothing changes while it is read), then
 /// reads the evidence, with each process's state as it was just before the stop. Returns the
 /// evidence and the findings; the tree is left stopped, for [`kill_tree`].
-fn stop_and_read(me: Pid, cg: &Confinement) -> (String, Vec<Finding>) {
+fn stop_and_read(
+    me: Pid,
+    body: Pid,
+    cg: &Confinement,
+    beside: &mut Beside,
+) -> (String, Vec<Finding>) {
     let before = procfs::descendants(me);
     let settled = stop_tree(me, cg);
     let mut tree = procfs::descendants(me);
     states_before(&mut tree, &before);
-    let findings = escapes(&tree, cg);
+    beside.look(me, body);
+    let mut findings = beside.findings();
+    findings.extend(escapes(&tree, cg));
     let mut evidence = evidence::describe(&tree);
     if !settled {
         evidence.push_str(&format!(
@@ -651,9 +742,16 @@ fn body_verdict<'a>(all: &dyn Fn(&str) -> Vec<&'a str>, status: WaitStatus) -> (
     }
 }
 
-/// Whether `p` is stopped (`T`, or `t` under a tracer), or past stopping.
+/// Whether `p` is stopped (`T`, or `t` under a tracer); for a zombie leader, whether all its
+/// threads that run on are.
 fn stopped(p: &Stat) -> bool {
-    matches!(p.state, 'T' | 't' | 'X' | 'Z')
+    if p.state == 'Z' {
+        let pid = Pid::from_raw(p.pid);
+        return procfs::zombie_leader_threads(p).iter().all(|&tid| {
+            procfs::task_stat(pid, tid).is_ok_and(|t| matches!(t.state, 'T' | 't' | 'Z' | 'X'))
+        });
+    }
+    matches!(p.state, 'T' | 't' | 'X')
 }
 
 /// Stops every descendant of `root` so none can fork, exit or change the evidence: freezes the
@@ -670,7 +768,7 @@ fn stop_tree(root: Pid, cg: &Confinement) -> bool {
         let procs = procfs::descendants(root);
         let running: Vec<&Stat> = procs
             .iter()
-            .filter(|p| !stopped(p))
+            .filter(|p| procfs::alive(p) && !stopped(p))
             .filter(|p| !(frozen && cg.in_freezer(p.pid)))
             .collect();
         if running.is_empty() {
@@ -705,7 +803,7 @@ pub(crate) fn kill_from_outside(supervisor: Pid, cg: &Confinement) {
     loop {
         let alive: Vec<Stat> = procfs::descendants(supervisor)
             .into_iter()
-            .filter(|p| p.state != 'Z')
+            .filter(procfs::alive)
             .collect();
         if alive.is_empty() || start.elapsed() > KILL_LIMIT {
             break;
@@ -717,7 +815,8 @@ pub(crate) fn kill_from_outside(supervisor: Pid, cg: &Confinement) {
     let _ = kill(supervisor, Signal::SIGKILL);
 }
 
-/// SIGSTOP to all (so none forks while the others die), then SIGKILL to all.
+/// SIGSTOP to all (so none forks while the others die), then SIGKILL to all; a signal to a
+/// zombie leader's pid reaches the threads that run on.
 fn stop_and_kill(procs: &[Stat]) {
     for p in procs {
         let _ = kill(Pid::from_raw(p.pid), Signal::SIGSTOP);
@@ -746,7 +845,7 @@ fn kill_tree(me: Pid, cg: &Confinement) -> Vec<Stat> {
         if procs.is_empty() {
             return Vec::new();
         }
-        let alive: Vec<Stat> = procs.into_iter().filter(|p| p.state != 'Z').collect();
+        let alive: Vec<Stat> = procs.into_iter().filter(procfs::alive).collect();
         if start.elapsed() > KILL_LIMIT {
             return alive;
         }

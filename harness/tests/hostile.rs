@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid, pause};
+use nix::unistd::{ForkResult, Pid, fork, getpid, pause, setsid};
 use oskata_harness::{Isolation, Report, Verdict, poll, procfs};
 
 /// Runs `body` isolated with `opts`, and returns the report and how long the run took.
@@ -27,6 +27,22 @@ fn number(text: &str, key: &str) -> i32 {
         .unwrap()
         .parse()
         .unwrap()
+}
+
+/// A file that the test process and the body both name the same way: under the test
+/// process's `TMPDIR`, named after the test process's pid (which the supervisor knows from the
+/// harness's variable), for a body whose output never reaches the report.
+fn shared_file(tag: &str) -> PathBuf {
+    let owner =
+        std::env::var("OSKATA_ISOLATED_PARENT").unwrap_or_else(|_| std::process::id().to_string());
+    std::env::temp_dir().join(format!("oskata-hostile-{owner}-{tag}"))
+}
+
+/// Writes `text` to `path` at once (a rename, so a reader never sees half of it).
+fn publish(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// Asserts that `pid` is gone: reaped, or a zombie some other reaper (init) has yet to reap.
@@ -69,6 +85,143 @@ fn spawn(child: impl FnOnce()) -> Pid {
 
 /// `kill(-1, 0)` through the i386 entry (`int 0x80`, where kill is 37) and with an x32
 /// number: refused, so it cannot reach every process on the machine.
+/// Starts a daemon the classic way (fork, setsid, fork, the middle one exits) that runs
+/// `daemon`, and returns once the middle child is reaped.
+fn daemonize(daemon: impl FnOnce()) {
+    let middle = spawn(|| {
+        setsid().unwrap();
+        spawn(|| {
+            daemon();
+            loop {
+                pause();
+            }
+        });
+    });
+    waitpid(middle, None).unwrap();
+}
+
+#[test]
+fn a_zombie_leader_whose_thread_runs_on_is_killed() {
+    let (r, took) = timed(Isolation::new().deadline(Duration::from_secs(5)), || {
+        let leader = spawn(|| {
+            std::thread::spawn(|| {
+                loop {
+                    pause();
+                }
+            });
+            // SAFETY: the raw exit system call ends this thread only; the other runs on.
+            unsafe { libc::syscall(libc::SYS_exit, 0) };
+        });
+        poll::until(
+            Duration::from_secs(5),
+            "a zombie leader with a thread that runs on",
+            || {
+                procfs::stat(leader)
+                    .ok()
+                    .filter(|s| !procfs::zombie_leader_threads(s).is_empty())
+            },
+        );
+        println!("leader={leader}");
+    });
+    let leader = number(&r.output, "leader");
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    assert!(
+        r.message.contains(&format!("pid {leader} ("))
+            && r.message
+                .contains("is a zombie leader whose other threads still run (tids "),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    assert_gone(leader);
+}
+
+#[test]
+fn a_process_started_beside_the_body_is_a_leak_and_killed() {
+    let (r, took) = timed(Isolation::new(), || {
+        // SAFETY: a raw clone without a new stack behaves as fork(2) (the body is
+        // single-threaded); with CLONE_PARENT the child's parent is the body's parent.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::CLONE_PARENT | libc::SIGCHLD,
+                0,
+                0,
+                0,
+                0,
+            )
+        };
+        if rc == 0 {
+            loop {
+                pause();
+            }
+        }
+        assert!(rc > 0, "clone: {}", std::io::Error::last_os_error());
+        println!("beside={rc}");
+    });
+    let beside = number(&r.output, "beside");
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    assert!(
+        r.message.contains(&format!("pid {beside} ("))
+            && r.message.contains(
+                "was started beside the test process, not under it (clone with CLONE_PARENT?)"
+            ),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    assert_gone(beside);
+}
+
+/// A process beside the body that starts a daemon (double fork, setsid) and exits: the daemon
+/// is still the supervisor's descendant (it is their subreaper), so it is found and killed.
+#[test]
+fn a_daemon_started_beside_the_body_is_still_found() {
+    let pidfile = shared_file("beside-daemon");
+    let (r, took) = timed(Isolation::new(), || {
+        let supervisor = getppid();
+        // SAFETY: as above, a raw clone that behaves as fork(2) with CLONE_PARENT.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::CLONE_PARENT | libc::SIGCHLD,
+                0,
+                0,
+                0,
+                0,
+            )
+        };
+        if rc == 0 {
+            let file = pidfile.clone();
+            daemonize(move || {
+                // Published once the middle process has exited and this one was re-parented
+                // to the supervisor (the nearest subreaper), so the body cannot pass before.
+                poll::until(
+                    Duration::from_secs(5),
+                    "re-parenting to the supervisor",
+                    || (getppid() == supervisor).then_some(()),
+                );
+                publish(&file, &format!("daemon={}", getpid()));
+            });
+            // SAFETY: leaves the process beside the body without unwinding into the test.
+            unsafe { libc::_exit(0) }
+        }
+        assert!(rc > 0, "clone: {}", std::io::Error::last_os_error());
+        poll::until(Duration::from_secs(5), "the daemon's pid file", || {
+            std::fs::read_to_string(&pidfile).ok()
+        });
+    });
+    let daemon = number(&std::fs::read_to_string(&pidfile).unwrap(), "daemon");
+    std::fs::remove_file(&pidfile).unwrap();
+    assert_eq!(r.verdict, Verdict::Leaked, "{r:?}");
+    assert!(
+        r.message.contains(&format!(
+            "pid {daemon} (a_daemon_starte) was started beside the test process"
+        )),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    assert_gone(daemon);
+}
+
 #[test]
 fn kill_minus_one_through_another_abi_is_refused() {
     let (r, _) = timed(Isolation::new(), || {
