@@ -10,8 +10,9 @@
 //!
 //! ```text
 //! cargo test (P) ── re-exec ──> supervisor (C) ── fork ──> body (B) ── student's children...
-//!   waits for the report          deadline, output,         subreaper, own session,
-//!                                 kill + reap the tree      IPC namespace, pids cap, leak check
+//!   waits for the report,         cgroups, deadline,        subreaper, own session,
+//!   kills what a killed C left    output, stop + kill +     IPC namespace, pids and memory
+//!                                 reap the tree             caps, leak check
 //! ```
 //!
 //! ```no_run

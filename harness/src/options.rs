@@ -15,6 +15,11 @@ pub(crate) const PARENT_ENV: &str = "OSKATA_ISOLATED_PARENT";
 /// The variable that, set to anything, keeps every test out of a private IPC namespace (see
 /// [`Isolation::without_namespaces`]).
 pub(crate) const NO_NAMESPACES_ENV: &str = "OSKATA_NO_NAMESPACES";
+/// The variable that marks every process of one isolated test with a token of the test
+/// process's making: the environment is inherited through fork(2) and, unless a program clears
+/// it, exec(2), so the test process can find what a killed supervisor left behind (see
+/// `isolate.rs`).
+pub(crate) const TREE_ENV: &str = "OSKATA_TREE";
 /// The variable that stretches (or shrinks) every deadline by a factor.
 pub const SCALE_ENV: &str = "OSKATA_DEADLINE_SCALE";
 /// The default deadline of a test body.

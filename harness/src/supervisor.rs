@@ -309,7 +309,7 @@ fn drain(fd: BorrowedFd<'_>, sink: &mut dyn FnMut(&[u8])) -> bool {
 }
 
 /// A pidfd on `pid` (pidfd_open(2)), or `None` where the kernel has none.
-fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
     // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     // SAFETY: a non-negative return is a fresh fd that we now own.
@@ -617,7 +617,7 @@ fn stop_and_read(
 
 /// Gives each process of `tree` the state it had in `before` (the same process: same pid and
 /// start time), since stopping the tree turns every state into `T` (or `D`, frozen).
-fn states_before(tree: &mut [Stat], before: &[Stat]) {
+pub(crate) fn states_before(tree: &mut [Stat], before: &[Stat]) {
     for p in tree {
         if let Some(b) = before
             .iter()
@@ -758,7 +758,7 @@ fn stopped(p: &Stat) -> bool {
 /// test's cgroup where there is a freezer, then sends SIGSTOP to the rest, each process group
 /// first (a fork loop stops at once), then each process, until a look finds none running.
 /// False if that took longer than [`STOP_LIMIT`].
-fn stop_tree(root: Pid, cg: &Confinement) -> bool {
+pub(crate) fn stop_tree(root: Pid, cg: &Confinement) -> bool {
     let frozen = cg.freeze(Duration::from_millis(500));
     let own_groups = [getpgrp().as_raw(), procfs::stat(root).map_or(0, |s| s.pgrp)];
     let mut signalled: Vec<i32> = Vec::new();
@@ -817,7 +817,7 @@ pub(crate) fn kill_from_outside(supervisor: Pid, cg: &Confinement) {
 
 /// SIGSTOP to all (so none forks while the others die), then SIGKILL to all; a signal to a
 /// zombie leader's pid reaches the threads that run on.
-fn stop_and_kill(procs: &[Stat]) {
+pub(crate) fn stop_and_kill(procs: &[Stat]) {
     for p in procs {
         let _ = kill(Pid::from_raw(p.pid), Signal::SIGSTOP);
     }

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid, pause, setsid};
+use nix::unistd::{ForkResult, Pid, fork, getpid, getppid, pause, setsid};
 use oskata_harness::{Isolation, Report, Verdict, poll, procfs};
 
 /// Runs `body` isolated with `opts`, and returns the report and how long the run took.
@@ -83,8 +83,6 @@ fn spawn(child: impl FnOnce()) -> Pid {
     }
 }
 
-/// `kill(-1, 0)` through the i386 entry (`int 0x80`, where kill is 37) and with an x32
-/// number: refused, so it cannot reach every process on the machine.
 /// Starts a daemon the classic way (fork, setsid, fork, the middle one exits) that runs
 /// `daemon`, and returns once the middle child is reaped.
 fn daemonize(daemon: impl FnOnce()) {
@@ -223,6 +221,117 @@ fn a_daemon_started_beside_the_body_is_still_found() {
 }
 
 #[test]
+fn a_killed_supervisor_is_named_and_its_daemon_killed() {
+    let pidfile = shared_file("daemon");
+    let (r, took) = timed(Isolation::new(), || {
+        let file = pidfile.clone();
+        daemonize(move || publish(&file, &format!("daemon={}", getpid())));
+        poll::until(Duration::from_secs(5), "the daemon's pid file", || {
+            std::fs::read_to_string(&pidfile).ok()
+        });
+        kill(getppid(), Signal::SIGKILL).unwrap();
+        loop {
+            pause();
+        }
+    });
+    let daemon = number(&std::fs::read_to_string(&pidfile).unwrap(), "daemon");
+    std::fs::remove_file(&pidfile).unwrap();
+    assert_eq!(r.verdict, Verdict::Crashed, "{r:?}");
+    assert!(
+        r.message
+            .contains("was killed by SIGKILL before it could report")
+            && r.message
+                .contains("outlived its supervisor and were killed")
+            && r.message.contains(&format!("pid {daemon} ")),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_gone(daemon);
+}
+
+#[test]
+fn a_survivor_holding_the_supervisors_stdout_does_not_hang_the_test_process() {
+    let pidfile = shared_file("holder");
+    let (r, took) = timed(Isolation::new(), || {
+        let supervisor = getppid();
+        let file = pidfile.clone();
+        daemonize(move || {
+            // The supervisor's own stdout, where the test process reads its report. (From a
+            // user namespace, as an unprivileged body is in, the kernel refuses: then the
+            // daemon holds nothing of the supervisor's, and the run must end as soon.)
+            let held = std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/{supervisor}/fd/1"));
+            std::mem::forget(held);
+            publish(&file, &format!("holder={}", getpid()));
+        });
+        poll::until(Duration::from_secs(5), "the holder's pid file", || {
+            std::fs::read_to_string(&pidfile).ok()
+        });
+        kill(supervisor, Signal::SIGKILL).unwrap();
+    });
+    let holder = number(&std::fs::read_to_string(&pidfile).unwrap(), "holder");
+    std::fs::remove_file(&pidfile).unwrap();
+    assert_eq!(r.verdict, Verdict::Crashed, "{r:?}");
+    assert!(r.message.contains(&format!("pid {holder} ")), "{r:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_gone(holder);
+}
+
+#[test]
+fn a_stopped_supervisor_is_named_and_its_tree_killed() {
+    let pidfile = shared_file("stopped");
+    let deadline = Duration::from_secs(1);
+    let (r, took) = timed(Isolation::new().deadline(deadline), || {
+        let child = spawn(|| {
+            loop {
+                pause();
+            }
+        });
+        publish(&pidfile, &format!("body={} child={child}", getpid()));
+        kill(getppid(), Signal::SIGSTOP).unwrap();
+    });
+    let pids = std::fs::read_to_string(&pidfile).unwrap();
+    std::fs::remove_file(&pidfile).unwrap();
+    assert_eq!(r.verdict, Verdict::TimedOut, "{r:?}");
+    assert!(
+        r.message.contains("was stopped by a signal (state T")
+            && !r.message.contains("bug in the harness"),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert_gone(number(&pids, "child"));
+    assert_gone(number(&pids, "body"));
+}
+
+#[test]
+fn a_fork_loop_at_the_process_cap_times_out_with_the_supervisors_evidence() {
+    let (r, took) = timed(
+        Isolation::new()
+            .deadline(Duration::from_secs(1))
+            .max_processes(64),
+        || {
+            println!("session={}", getpid());
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            loop {
+                // SAFETY: every copy runs only this loop of raw forks.
+                unsafe { libc::fork() };
+            }
+        },
+    );
+    assert_eq!(r.verdict, Verdict::TimedOut, "{r:?}");
+    assert!(
+        r.message.contains("did not finish within its deadline of")
+            && r.message.contains("PID   PPID"),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_session_gone(number(&r.output, "session"));
+}
+
+/// `kill(-1, 0)` through the i386 entry (`int 0x80`, where kill is 37) and with an x32
+/// number: refused, so it cannot reach every process on the machine.
+#[test]
 fn kill_minus_one_through_another_abi_is_refused() {
     let (r, _) = timed(Isolation::new(), || {
         let child = spawn(|| {
@@ -269,31 +378,6 @@ fn kill_minus_one_through_another_abi_is_refused() {
         }
     });
     assert!(r.passed(), "{r:?}");
-}
-
-#[test]
-fn a_fork_loop_at_the_process_cap_times_out_with_the_supervisors_evidence() {
-    let (r, took) = timed(
-        Isolation::new()
-            .deadline(Duration::from_secs(1))
-            .max_processes(64),
-        || {
-            println!("session={}", getpid());
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-            loop {
-                // SAFETY: every copy runs only this loop of raw forks.
-                unsafe { libc::fork() };
-            }
-        },
-    );
-    assert_eq!(r.verdict, Verdict::TimedOut, "{r:?}");
-    assert!(
-        r.message.contains("did not finish within its deadline of")
-            && r.message.contains("PID   PPID"),
-        "{r:?}"
-    );
-    assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert_session_gone(number(&r.output, "session"));
 }
 
 /// As root the body can write its pid into its parent cgroup's `cgroup.procs`: that fails the
