@@ -46,6 +46,8 @@ pub const MEMORY_MAX: u64 = 1 << 30;
 pub const ADDRESS_SPACE_FACTOR: u64 = 4;
 /// `PF_EXITING` in `/proc/<pid>/stat`'s flags: the task has begun to exit.
 const PF_EXITING: u32 = 0x4;
+/// How long the body waits for the supervisor to move it into the test's cgroups.
+const PLACEMENT_LIMIT: Duration = Duration::from_secs(5);
 /// How long to wait for a freeze to take hold, or for a cgroup to empty before removing it.
 const SETTLE: Duration = Duration::from_secs(1);
 
@@ -299,11 +301,24 @@ impl Confinement {
 
     /// Moves the body process `pid` into every one of the test's cgroups, from the supervisor,
     /// right after the fork: so the supervisor knows it is in them from then on, and a body
-    /// that leaves them can be told from one that has not joined yet. (The body joins them
-    /// itself too, in its setup: whichever comes first, it is in them before the test runs.)
+    /// that leaves them can be told from one that has not joined yet. (The body waits for this
+    /// move in its setup, so it is done before the test runs and cannot undo a move the test
+    /// makes; then the body joins them itself too, which changes nothing.)
     pub fn enter(&self, pid: Pid) -> Result<(), String> {
         self.move_in(pid)
             .map_err(|(step, e)| format!("cannot {step}: {e}"))
+    }
+
+    /// In the body process: waits, at most `limit`, until the supervisor has moved it into the
+    /// test's cgroups ([`Self::enter`]), so that that move cannot come after the test has
+    /// started and undo one the test made out of them.
+    fn await_placement(&self, limit: Duration) {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(50);
+        while self.left(Pid::this().as_raw()).is_some() && start.elapsed() < limit {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
     }
 
     /// Moves the calling process into every one of the test's cgroups; its children follow.
@@ -689,6 +704,7 @@ pub fn confine(c: Option<&Confinement>) -> Result<Vec<String>, (String, io::Erro
     let mut notes = Vec::new();
     let limits = c.map_or_else(Limits::default, Confinement::limits);
     if let Some(c) = c {
+        c.await_placement(PLACEMENT_LIMIT);
         c.join()?;
     }
     let groups = c.map_or(&[][..], |c| &c.groups[..]);
