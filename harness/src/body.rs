@@ -25,7 +25,7 @@ use nix::unistd::{Gid, Pid, Uid, chdir, dup2_stderr, dup2_stdout, getpid, setsid
 use oskata_protocol as protocol;
 use oskata_protocol::body::{LEAK, NOT_STARTED, NOTE, PANIC, PASS, STRAY};
 
-use crate::cgroup::{self, PidsCgroup};
+use crate::cgroup::{self, Confinement};
 use crate::evidence;
 use crate::fdtable::{self, Reserve};
 use crate::guard;
@@ -62,7 +62,7 @@ pub(crate) struct Setup<'a> {
     pub result: OwnedFd,
     pub output: OwnedFd,
     pub scratch: PathBuf,
-    pub cgroup: Option<&'a PidsCgroup>,
+    pub cgroup: Option<&'a Confinement>,
     pub test: &'a str,
 }
 
@@ -344,7 +344,7 @@ struct Namespaces {
 
 /// Puts the body process into the known state; returns notes about what was not permitted,
 /// and the namespaces it entered.
-fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> (Vec<String>, Namespaces) {
+fn prepare(cgroup: Option<&Confinement>, namespaces: bool) -> (Vec<String>, Namespaces) {
     let mut notes = Vec::new();
     // Should the supervisor die, the body dies with it (the supervisor's parent then kills
     // what is left).
@@ -390,15 +390,12 @@ fn prepare(cgroup: Option<&PidsCgroup>, namespaces: bool) -> (Vec<String>, Names
         ));
     }
 
-    let capped = match cgroup {
-        Some(cg) => cg.join().is_ok(),
-        None => false,
-    };
-    if !capped && cgroup::limit_nproc().is_err() {
-        notes.push(
-            "could not cap the number of processes (no writable pids cgroup, RLIMIT_NPROC refused)"
-                .into(),
-        );
+    // A promise: the test stays within its limits (processes, memory) and in the cgroups the
+    // supervisor freezes and kills; rlimits stand in where no cgroup is writable. A cgroup that
+    // was made but cannot be joined fails the test.
+    match cgroup::confine(cgroup) {
+        Ok(more) => notes.extend(more),
+        Err((step, e)) => setup_failed(&step, e),
     }
     let entered = if namespaces {
         enter_namespaces()
@@ -535,14 +532,17 @@ fn leak_check(
     let tree = procfs::descendants(me);
     for z in tree
         .iter()
-        .filter(|p| p.state == 'Z' && p.ppid == me.as_raw())
+        .filter(|p| p.state == 'Z' && p.ppid == me.as_raw() && !procfs::alive(p))
     {
         leaks.push(format!(
             "pid {} ({}) is a zombie (state Z): it exited but nobody called waitpid on it",
             z.pid, z.comm
         ));
     }
-    if tree.iter().any(|p| p.ppid != me.as_raw() || p.state != 'Z') {
+    if tree
+        .iter()
+        .any(|p| p.ppid != me.as_raw() || procfs::alive(p))
+    {
         leaks.push(format!(
             "processes are still alive after the test ended (a daemon, or a child nobody waited for):\n{}",
             evidence::describe(&tree)

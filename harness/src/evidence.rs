@@ -20,10 +20,23 @@ fn harness_pipes() -> Vec<u64> {
         .collect()
 }
 
-/// A table of processes with pid, ppid, pgid, sid, state and command.
+/// How many processes a table shows, and how many holders of a pipe end a line names: a fork
+/// loop's hundreds of copies would bury the evidence.
+const MAX_ROWS: usize = 40;
+const MAX_HOLDERS: usize = 8;
+
+/// A table of processes with pid, ppid, pgid, sid, state and command (the first
+/// [`MAX_ROWS`], then a count of the rest).
 pub fn process_table(procs: &[Stat]) -> String {
     let mut out = String::from("    PID   PPID   PGID    SID STATE COMMAND\n");
-    for p in procs {
+    if procs.len() > MAX_ROWS {
+        let _ = writeln!(
+            out,
+            "  ({} processes; the first {MAX_ROWS} are shown)",
+            procs.len()
+        );
+    }
+    for p in procs.iter().take(MAX_ROWS) {
         let _ = writeln!(
             out,
             "{:>7} {:>6} {:>6} {:>6} {:<5} {}",
@@ -34,8 +47,41 @@ pub fn process_table(procs: &[Stat]) -> String {
             state_word(p.state),
             procfs::cmdline(Pid::from_raw(p.pid))
         );
+        let running = procfs::zombie_leader_threads(p);
+        if !running.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:>7}   (its main thread has exited; threads {} run on)",
+                "",
+                tids(&running)
+            );
+        }
     }
     out
+}
+
+/// "pid N is a zombie leader whose other threads still run (tids ...)" for a process whose
+/// main thread has exited while others run on (see [`procfs::zombie_leader_threads`]): the
+/// kernel shows it as `Z`, yet it is alive and waitpid(2) cannot reap it. `None` otherwise.
+pub fn zombie_leader(p: &Stat) -> Option<String> {
+    let running = procfs::zombie_leader_threads(p);
+    (!running.is_empty()).then(|| {
+        format!(
+            "pid {} ({}) is a zombie leader whose other threads still run (tids {}): its main thread \
+             exited (pthread_exit or the exit system call) while another thread went on, so the process \
+             lives on and no waitpid can reap it until its last thread ends",
+            p.pid,
+            p.comm,
+            tids(&running)
+        )
+    })
+}
+
+fn tids(tids: &[i32]) -> String {
+    tids.iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `Z` -> `Z (zombie)` and so on, so the letters teach as they go.
@@ -59,12 +105,25 @@ pub fn state_word(state: char) -> String {
 pub fn fd_tables(procs: &[Stat]) -> String {
     let tables = read_fds(procs);
     let mut out = String::new();
+    // Processes with the same fds (a fork loop's copies) share one line.
+    let mut alike: Vec<(String, Vec<i32>)> = Vec::new();
     for (pid, fds) in &tables {
         let list: Vec<String> = fds
             .iter()
             .map(|f| format!("{}={}{}", f.fd, f.target, end_mark(f)))
             .collect();
-        let _ = writeln!(out, "  pid {pid} fds: {}", list.join("  "));
+        let list = list.join("  ");
+        match alike.iter_mut().find(|(l, _)| *l == list) {
+            Some((_, pids)) => pids.push(*pid),
+            None => alike.push((list, vec![*pid])),
+        }
+    }
+    for (list, pids) in &alike {
+        let who = match pids[..] {
+            [pid] => format!("pid {pid}"),
+            _ => format!("pids {}", some(pids.iter().map(i32::to_string))),
+        };
+        let _ = writeln!(out, "  {who} fds: {list}");
     }
     let pipes = pipe_ends(&tables);
     for (inode, ends) in &pipes {
@@ -84,15 +143,21 @@ pub fn fd_tables(procs: &[Stat]) -> String {
 type Holders = Vec<(i32, i32)>;
 
 /// Each live process's fds, less the harness's own pipes and the directory the reading
-/// process has open on `/proc/<pid>/fd` itself.
+/// process has open on `/proc/<pid>/fd` itself. A zombie leader's are read through one of the
+/// threads that run on, since its own listing is empty.
 fn read_fds(procs: &[Stat]) -> BTreeMap<i32, Vec<Fd>> {
     let hidden = harness_pipes();
     let listing = format!("/proc/{}/fd", std::process::id());
     procs
         .iter()
-        .filter(|p| p.state != 'Z')
         .filter_map(|p| {
-            let fds = procfs::fds(Pid::from_raw(p.pid)).ok()?;
+            let pid = Pid::from_raw(p.pid);
+            let fds = if p.state == 'Z' {
+                let tid = *procfs::zombie_leader_threads(p).first()?;
+                procfs::task_fds(pid, tid).ok()?
+            } else {
+                procfs::fds(pid).ok()?
+            };
             let shown = fds
                 .into_iter()
                 .filter(|f| {
@@ -135,10 +200,17 @@ fn holders(list: &Holders) -> String {
     if list.is_empty() {
         return "nobody".into();
     }
-    list.iter()
-        .map(|(pid, fd)| format!("pid {pid} fd {fd}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    some(list.iter().map(|(pid, fd)| format!("pid {pid} fd {fd}")))
+}
+
+/// The first [`MAX_HOLDERS`] items joined with commas, then how many more there are.
+fn some(items: impl ExactSizeIterator<Item = String>) -> String {
+    let n = items.len();
+    let mut shown: Vec<String> = items.take(MAX_HOLDERS).collect();
+    if n > MAX_HOLDERS {
+        shown.push(format!("and {} more", n - MAX_HOLDERS));
+    }
+    shown.join(", ")
 }
 
 fn stuck_readers(
@@ -211,4 +283,36 @@ pub fn describe(procs: &[Stat]) -> String {
         let _ = writeln!(out, "  {line}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lists_are_cut_with_a_count() {
+        let items = |n: usize| {
+            (0..n)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert_eq!(some(items(3)), "0, 1, 2");
+        assert_eq!(some(items(10)), "0, 1, 2, 3, 4, 5, 6, 7, and 2 more");
+    }
+
+    #[test]
+    fn a_fork_loops_table_shows_its_first_rows_and_a_count() {
+        let text = format!(
+            "{} (x) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0",
+            i32::MAX
+        );
+        let procs = vec![Stat::parse(&text).unwrap(); 100];
+        let table = process_table(&procs);
+        assert!(
+            table.contains("(100 processes; the first 40 are shown)"),
+            "{table}"
+        );
+        assert_eq!(table.lines().count(), 2 + MAX_ROWS);
+    }
 }

@@ -4,7 +4,10 @@
 //! machine, for a student their whole desktop session. A mix-up between `-pgid` and `-1` in a
 //! process-group exercise must fail one test, not end the grader and everything else, so the
 //! body process installs this filter before the test starts; its children and the programs
-//! they exec inherit it. Every other system call, and `kill` with any other pid, is untouched.
+//! they exec inherit it. Every other x86_64 system call, and `kill` with any other pid, is
+//! untouched; a system call through another architecture's entry (the i386 ABI by `int 0x80`,
+//! the x32 ABI by numbers with bit 30 set) is refused with `EPERM`, since the filter could not
+//! tell its `kill` from anything else.
 //! `PR_SET_NO_NEW_PRIVS`, which an unprivileged filter requires, only stops set-uid programs
 //! from gaining privileges, which no test needs.
 
@@ -19,6 +22,8 @@ pub fn refuse_kill_all() -> std::io::Result<()> {
         ));
     }
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    // x32 system calls come through the x86_64 entry with this bit set in their number.
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
     // Offsets into struct seccomp_data: nr at 0, arch at 4, args[0] at 16 (low word first).
     let stmt = |code: u32, k: u32| libc::sock_filter {
         code: code as u16,
@@ -34,16 +39,24 @@ pub fn refuse_kill_all() -> std::io::Result<()> {
     };
     let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let jge = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
     let ret = libc::BPF_RET | libc::BPF_K;
+    let refuse = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    // A system call made through another architecture's entry (`int 0x80`: the i386 numbers,
+    // where `kill` is 37) or with an x32 number would pass a filter that only knows the x86_64
+    // number of `kill`; no test needs either, so both are refused whole.
     let mut program = [
-        stmt(load, 4),
-        jump(jeq, AUDIT_ARCH_X86_64, 0, 5),
-        stmt(load, 0),
-        jump(jeq, libc::SYS_kill as u32, 0, 3),
-        stmt(load, 16),
-        jump(jeq, u32::MAX, 0, 1),
-        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
-        stmt(ret, libc::SECCOMP_RET_ALLOW),
+        stmt(load, 4),                          // 0: A = arch
+        jump(jeq, AUDIT_ARCH_X86_64, 1, 0),     // 1: x86_64 goes on at 3
+        stmt(ret, refuse),                      // 2: any other entry
+        stmt(load, 0),                          // 3: A = nr
+        jump(jge, X32_SYSCALL_BIT, 0, 1),       // 4: x32 (or stranger) numbers
+        stmt(ret, refuse),                      // 5
+        jump(jeq, libc::SYS_kill as u32, 0, 3), // 6: kill goes on at 7, the rest at 10
+        stmt(load, 16),                         // 7: A = low word of the pid (a pid_t)
+        jump(jeq, u32::MAX, 0, 1),              // 8: -1
+        stmt(ret, refuse),                      // 9
+        stmt(ret, libc::SECCOMP_RET_ALLOW),     // 10
     ];
     let prog = libc::sock_fprog {
         len: program.len() as u16,

@@ -10,9 +10,9 @@
 //!
 //! ```text
 //! cargo test (P) ── re-exec ──> supervisor (C) ── fork ──> body (B) ── student's children...
-//!   waits for the report          deadline, output,         subreaper, own session,
-//!                                 kill + reap the tree      IPC and mount namespaces,
-//!                                                           pids cap, leak check
+//!   waits for the report,         cgroups, deadline,        subreaper, own session,
+//!   kills what a killed C left    output, stop + kill +     IPC and mount namespaces, pids
+//!                                 reap the tree             and memory caps, leak check
 //! ```
 //!
 //! ```no_run

@@ -5,6 +5,8 @@
 //! rather than in any one stage, and this module imports none of them.
 use std::time::Duration;
 
+use crate::cgroup::Limits;
+
 /// The variable that tells a re-executed test binary which test to supervise.
 pub(crate) const CHILD_ENV: &str = "OSKATA_ISOLATED_TEST";
 /// The variable that tells the supervisor which process to watch: when the test process that
@@ -13,6 +15,11 @@ pub(crate) const PARENT_ENV: &str = "OSKATA_ISOLATED_PARENT";
 /// The variable that, set to anything, keeps every test out of a private IPC namespace (see
 /// [`Isolation::without_namespaces`]).
 pub(crate) const NO_NAMESPACES_ENV: &str = "OSKATA_NO_NAMESPACES";
+/// The variable that marks every process of one isolated test with a token of the test
+/// process's making: the environment is inherited through fork(2) and, unless a program clears
+/// it, exec(2), so the test process can find what a killed supervisor left behind (see
+/// `isolate.rs`).
+pub(crate) const TREE_ENV: &str = "OSKATA_TREE";
 /// The variable that stretches (or shrinks) every deadline by a factor.
 pub const SCALE_ENV: &str = "OSKATA_DEADLINE_SCALE";
 /// The default deadline of a test body.
@@ -25,6 +32,7 @@ pub struct Isolation {
     pub(crate) check_fds: bool,
     pub(crate) namespaces: bool,
     pub(crate) terminal: bool,
+    pub(crate) limits: Limits,
 }
 
 impl Default for Isolation {
@@ -34,6 +42,7 @@ impl Default for Isolation {
             check_fds: false,
             namespaces: true,
             terminal: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -61,6 +70,24 @@ impl Isolation {
     /// detached from its terminal from one that never had one.
     pub fn controlling_terminal(mut self) -> Self {
         self.terminal = true;
+        self
+    }
+
+    /// The most processes the test may have at once (512 by default, under a pids cgroup; or
+    /// this many more than the user already has, under `RLIMIT_NPROC`, 1024 by default). A fork
+    /// loop then fails to fork instead of filling the machine.
+    pub fn max_processes(mut self, n: u32) -> Self {
+        self.limits.processes = Some(n);
+        self
+    }
+
+    /// The most memory the test's processes may use together (1 GiB by default), enforced by a
+    /// memory cgroup where one is writable: at the limit the cgroup's OOM killer kills one of
+    /// the test's processes, and the test fails saying so. Elsewhere each process may map 4
+    /// times as much address space (`RLIMIT_AS`, which also counts reservations such as
+    /// thread stacks), and an allocation beyond it fails.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits.memory = bytes;
         self
     }
 

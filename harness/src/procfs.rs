@@ -32,11 +32,16 @@ pub struct Stat {
     pub session: i32,
     /// The controlling terminal as a device number; 0 means none.
     pub tty_nr: i32,
+    /// The kernel's flags for the task (field 9): `PF_EXITING` (0x4) once it has begun to exit.
+    pub flags: u32,
     /// Minor page faults: satisfied without I/O (first touch, copy-on-write).
     pub minflt: u64,
     /// Major page faults: needed I/O.
     pub majflt: u64,
     pub num_threads: i64,
+    /// When the process started, in clock ticks after boot (field 22): with the pid, it names
+    /// one process for good, since a pid can be reused once its process is reaped.
+    pub starttime: u64,
     /// The signal the parent gets when this process ends (field 38): SIGCHLD for a fork, what
     /// `clone` was given otherwise.
     pub exit_signal: i32,
@@ -71,9 +76,11 @@ impl Stat {
             pgrp: num(5)? as i32,
             session: num(6)? as i32,
             tty_nr: num(7)? as i32,
+            flags: num(9)? as u32,
             minflt: num(10)? as u64,
             majflt: num(12)? as u64,
             num_threads: num(20)?,
+            starttime: num(22)? as u64,
             exit_signal: num(38)? as i32,
         })
     }
@@ -157,7 +164,18 @@ impl Fd {
 /// `/proc/<pid>/fd` is itself one of the fds listed, and it is left out. Every name is read
 /// before anything else is opened, so the stream is the only such fd.
 pub fn fds(pid: Pid) -> io::Result<Vec<Fd>> {
-    let path = format!("/proc/{pid}/fd");
+    fds_at(&format!("/proc/{pid}"))
+}
+
+/// The open fds of thread `tid` of process `pid` (see [`fds`]): what a process whose main
+/// thread has exited still holds, since its own `/proc/<pid>/fd` is then empty.
+pub fn task_fds(pid: Pid, tid: i32) -> io::Result<Vec<Fd>> {
+    fds_at(&format!("/proc/{pid}/task/{tid}"))
+}
+
+/// [`fds`] of the process or thread directory `base` (`/proc/<pid>` or its `task/<tid>`).
+fn fds_at(base: &str) -> io::Result<Vec<Fd>> {
+    let path = format!("{base}/fd");
     let mut dir = Dir::open(
         path.as_str(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -189,7 +207,7 @@ pub fn fds(pid: Pid) -> io::Result<Vec<Fd>> {
         let Ok(target) = fs::read_link(&link) else {
             continue;
         };
-        let access = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+        let access = fs::read_to_string(format!("{base}/fdinfo/{fd}"))
             .ok()
             .and_then(|info| {
                 info.lines()
@@ -275,9 +293,108 @@ pub fn threads(pid: Pid) -> io::Result<Vec<i32>> {
     Ok(tids)
 }
 
-/// Reads `/proc/<pid>/task/<tid>/stat`: one thread's own state and name.
-pub fn thread_stat(pid: Pid, tid: i32) -> io::Result<Stat> {
+/// Whether the process `s` describes still lives: it is not a zombie, or it is a zombie leader
+/// whose other threads run on (see [`zombie_leader_threads`]). A process that is only a zombie
+/// waits for its parent's waitpid(2); one that lives must be signalled.
+pub fn alive(s: &Stat) -> bool {
+    !matches!(s.state, 'Z' | 'X') || !zombie_leader_threads(s).is_empty()
+}
+
+/// The threads still running in a process whose main thread has exited, by tid; empty for a
+/// live process and for a real zombie.
+///
+/// When the main thread of a process calls pthread_exit(3) (or the raw `exit` system call)
+/// while another thread runs on, the kernel shows the leader as state `Z` and `Threads:` above
+/// 1 in `status`, yet the process is alive: waitpid(2) cannot reap it until its last thread
+/// ends, and a signal to its pid still reaches the whole thread group.
+pub fn zombie_leader_threads(s: &Stat) -> Vec<i32> {
+    if s.state != 'Z' {
+        return Vec::new();
+    }
+    let pid = Pid::from_raw(s.pid);
+    threads(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&tid| tid != s.pid)
+        .filter(|&tid| task_stat(pid, tid).is_ok_and(|t| !matches!(t.state, 'Z' | 'X')))
+        .collect()
+}
+
+/// Reads `/proc/<pid>/task/<tid>/stat`: one thread's own state.
+pub fn task_stat(pid: Pid, tid: i32) -> io::Result<Stat> {
     Stat::parse(&fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))?)
+}
+
+/// The pids of the children of `pid`, sorted, from each of its threads' own list
+/// (`/proc/<pid>/task/<tid>/children`, which needs `CONFIG_PROC_CHILDREN`); reads every process
+/// on the machine, as [`children`] does, where those lists are missing.
+pub fn child_pids(pid: Pid) -> Vec<i32> {
+    let lists: Option<Vec<String>> = threads(pid).ok().and_then(|tids| {
+        tids.iter()
+            .map(|tid| fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")).ok())
+            .collect()
+    });
+    let mut kids: Vec<i32> = match lists {
+        Some(lists) => lists
+            .iter()
+            .flat_map(|l| l.split_whitespace().filter_map(|p| p.parse().ok()))
+            .collect(),
+        None => children(pid).iter().map(|s| s.pid).collect(),
+    };
+    kids.sort_unstable();
+    kids.dedup();
+    kids
+}
+
+/// One line of `/proc/<pid>/cgroup`: which cgroup the process is in, in one hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupLine {
+    /// The hierarchy's id; 0 is the cgroup v2 (unified) hierarchy.
+    pub hierarchy: u32,
+    /// The v1 controllers bound to the hierarchy (`pids`, `memory`, `name=systemd`...);
+    /// empty for v2.
+    pub controllers: Vec<String>,
+    /// The cgroup's path from the hierarchy's root, such as `/oskata-42`.
+    pub path: String,
+}
+
+/// Reads `/proc/<pid>/cgroup` (see cgroups(7)). A zombie's reads `/` in every hierarchy.
+pub fn cgroups(pid: Pid) -> io::Result<Vec<CgroupLine>> {
+    parse_cgroups(&fs::read_to_string(format!("/proc/{pid}/cgroup"))?)
+}
+
+/// Reads `/proc/<pid>/task/<tid>/cgroup`: one thread's cgroups.
+pub fn task_cgroups(pid: Pid, tid: i32) -> io::Result<Vec<CgroupLine>> {
+    parse_cgroups(&fs::read_to_string(format!(
+        "/proc/{pid}/task/{tid}/cgroup"
+    ))?)
+}
+
+fn parse_cgroups(text: &str) -> io::Result<Vec<CgroupLine>> {
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let hierarchy = parts.next()?.parse().ok()?;
+            let controllers = parts.next()?;
+            Some(CgroupLine {
+                hierarchy,
+                controllers: controllers
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                path: parts.next()?.to_owned(),
+            })
+        })
+        .collect())
+}
+
+/// Whether the environment `pid` was started with (`/proc/<pid>/environ`) holds `entry`
+/// (`NAME=value`) exactly. False when it is not ours to read, or the process is gone.
+pub fn environ_has(pid: Pid, entry: &str) -> bool {
+    fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
 }
 
 /// The system call a thread is blocked in, from `/proc/<pid>/syscall` (or
@@ -507,6 +624,24 @@ mod tests {
             (s.tty_nr, s.minflt, s.majflt, s.num_threads),
             (34816, 100, 7, 1)
         );
+        assert_eq!((s.flags, s.starttime), (4194560, 123));
+    }
+
+    #[test]
+    fn parses_cgroup_lines_of_both_versions() {
+        let lines =
+            parse_cgroups("8:pids:/oskata-7\n4:memory:/a/b\n9:name=systemd:/\n0::/x\n").unwrap();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            (
+                lines[0].hierarchy,
+                &lines[0].controllers[..],
+                lines[0].path.as_str()
+            ),
+            (8, &["pids".to_owned()][..], "/oskata-7")
+        );
+        assert_eq!(lines[2].controllers, ["name=systemd"]);
+        assert!(lines[3].hierarchy == 0 && lines[3].controllers.is_empty());
     }
 
     #[test]

@@ -30,10 +30,6 @@ use crate::procfs;
 /// detached first; a mount that cannot be detached is left in place with all that is under
 /// it; symbolic links are removed, never followed. `Ok` when nothing of the tree is left (or
 /// it did not exist), otherwise the first error, naming the entry that stayed.
-#[allow(
-    dead_code,
-    reason = "for the supervisor's and the test process's removal of the scratch directory"
-)]
 pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     let (parent, name) = split(path)?;
     // The parent may be reached through links (TMPDIR may be one); the last component never is.

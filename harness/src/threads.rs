@@ -43,7 +43,7 @@ pub(crate) fn left_running(pid: Pid) -> Vec<String> {
 
 /// The sentence for thread `tid` of `pid`, `None` if it is gone.
 fn describe(pid: Pid, tid: i32) -> Option<String> {
-    let stat = procfs::thread_stat(pid, tid).ok()?;
+    let stat = procfs::task_stat(pid, tid).ok()?;
     Some(format!(
         "thread {tid} ({}) is still running after the test returned: a thread that nobody joined. It is {}{}. \
          Join every thread you start before returning (JoinHandle::join, pthread_join), or start it in \

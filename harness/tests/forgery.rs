@@ -116,6 +116,6 @@ fn killing_the_supervisor_is_not_a_pass() {
             std::thread::sleep(Duration::from_millis(10));
         }
     });
-    assert_eq!(r.verdict, Verdict::Failed, "{r:?}");
-    assert!(r.message.contains("was killed"), "{r:?}");
+    assert_ne!(r.verdict, Verdict::Passed, "{r:?}");
+    assert!(r.message.contains("was killed by SIGKILL"), "{r:?}");
 }
