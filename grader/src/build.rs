@@ -3,12 +3,15 @@
 //! the others are built and graded as usual.
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use serde::Deserialize;
 
 use crate::binary::Binary;
@@ -18,6 +21,10 @@ use crate::ui::Ui;
 
 /// How much compiler output is kept for one exercise.
 const KEEP_MESSAGES: usize = 4096;
+/// How long one build may take before cargo and its compilers are stopped: a cold build of the
+/// kit takes minutes; an exercise that makes the compiler loop (a `const` evaluated for ever)
+/// must not hang the grader.
+const BUILD_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// How often a running cargo is checked for exit and interruption.
 const CARGO_TICK: Duration = Duration::from_millis(20);
 
@@ -102,6 +109,18 @@ impl Build<'_> {
                     targets::name_of(id)
                 );
             }
+            if attempt.timed_out {
+                built.broken.insert(
+                    (*id).to_owned(),
+                    format!(
+                        "the compiler did not finish this exercise within {} minutes and was stopped: \
+                         does it make the compiler loop (a `const` evaluated for ever, a macro that \
+                         expands without end)?",
+                        BUILD_LIMIT.as_secs() / 60
+                    ),
+                );
+                continue;
+            }
             // cargo stopped before this target: say why, in cargo's own words.
             built.broken.insert(
                 (*id).to_owned(),
@@ -123,7 +142,9 @@ impl Build<'_> {
             .args(["-p", "oskata", "--keep-going", "--message-format=json"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // A group of its own, so a stop takes the compilers it started too.
+            .process_group(0);
         for id in &self.exercises {
             cmd.args(["--test", &targets::name_of(id)]);
         }
@@ -153,17 +174,21 @@ impl Build<'_> {
             let spinner = spinner.clone();
             std::thread::spawn(move || read_records(stdout, &spinner, &what))
         };
-        // Wait here rather than in a read, so that Ctrl-C stops cargo even when the signal
-        // was sent to the grader alone; what cargo started is then re-parented and swept.
+        // Wait here rather than in a read, so that Ctrl-C (or the deadline) stops cargo even
+        // when the signal was sent to the grader alone; what cargo started is then killed with
+        // its group, and whatever left the group is re-parented here and swept.
+        let start = Instant::now();
+        let mut timed_out = false;
         let status = loop {
             if let Some(status) = child.try_wait().context("cannot wait for cargo")? {
                 break Some(status);
             }
-            if signals::interrupted() {
-                let _ = child.kill();
-                let _ = child.wait();
+            timed_out = start.elapsed() > BUILD_LIMIT;
+            if signals::interrupted() || timed_out {
+                let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+                let status = child.wait().ok();
                 crate::reaper::sweep();
-                break None;
+                break status.filter(|_| timed_out);
             }
             std::thread::sleep(CARGO_TICK);
         };
@@ -176,6 +201,7 @@ impl Build<'_> {
             bail!("interrupted");
         };
         attempt.success = status.success();
+        attempt.timed_out = timed_out;
         if !attempt.success && attempt.errors.is_empty() && attempt.binaries.is_empty() {
             // Cargo failed before compiling anything: a broken Cargo.toml, say.
             bail!(
@@ -225,6 +251,8 @@ fn read_records(stdout: impl Read, spinner: &ProgressBar, what: &str) -> Result<
 #[derive(Debug, Default)]
 struct Attempt {
     success: bool,
+    /// Cargo was stopped at [`BUILD_LIMIT`].
+    timed_out: bool,
     /// (target name, executable)
     binaries: Vec<(String, PathBuf)>,
     /// (target name, rendered error)
