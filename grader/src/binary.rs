@@ -74,29 +74,26 @@ impl Binary {
 
 /// The metadata part of the identity of the file at `path` (its hash left 0).
 fn metadata(path: &Path) -> io::Result<Identity> {
-    let meta = std::fs::metadata(path)?;
-    Ok(Identity {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.len(),
-        mtime: (meta.mtime(), meta.mtime_nsec()),
-        ctime: (meta.ctime(), meta.ctime_nsec()),
-        hash: 0,
-    })
+    Ok(of_metadata(&std::fs::metadata(path)?, 0))
 }
 
 /// The identity of the file at `path`, its metadata and bytes read through one open file.
 fn identity(path: &Path) -> io::Result<Identity> {
     let mut file = File::open(path)?;
     let meta = file.metadata()?;
-    Ok(Identity {
+    Ok(of_metadata(&meta, hash(&mut file)?))
+}
+
+/// An identity from a file's metadata and the hash of its bytes.
+fn of_metadata(meta: &std::fs::Metadata, hash: u64) -> Identity {
+    Identity {
         dev: meta.dev(),
         ino: meta.ino(),
         size: meta.len(),
         mtime: (meta.mtime(), meta.mtime_nsec()),
         ctime: (meta.ctime(), meta.ctime_nsec()),
-        hash: hash(&mut file)?,
-    })
+        hash,
+    }
 }
 
 /// A fast non-cryptographic 64-bit hash of everything `input` yields: four lanes of
