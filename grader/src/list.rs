@@ -12,6 +12,7 @@ use nix::unistd::Pid;
 
 use crate::binary::Binary;
 use crate::build::Built;
+use crate::reaper;
 use crate::targets;
 
 /// The tests of each exercise, by exercise id (exercises that did not compile have none).
@@ -70,16 +71,17 @@ pub fn check(listed: Vec<(String, Binary, Vec<String>)>) -> Result<Plan> {
 /// and killed with it after `limit`; the message that refuses the exercise otherwise.
 fn list(root: &Path, exe: &Path, limit: Duration) -> Result<Vec<String>, String> {
     let shown = exe.display();
-    let mut child = Command::new(exe)
-        .args(["--list", "--format", "terse"])
+    let mut cmd = Command::new(exe);
+    cmd.args(["--list", "--format", "terse"])
         .current_dir(root)
         .env("CARGO_MANIFEST_DIR", root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("the grader cannot run {shown}: {e}"))?;
+        .process_group(0);
+    // Registered with the reaper, whose sweep of strays must leave this child alone.
+    let mut child =
+        reaper::spawn(&mut cmd).map_err(|e| format!("the grader cannot run {shown}: {e}"))?;
     let pid = Pid::from_raw(child.id() as i32);
     let mut stdout = child.stdout.take().expect("piped stdout");
     let reader = std::thread::spawn(move || {
@@ -102,7 +104,8 @@ fn list(root: &Path, exe: &Path, limit: Duration) -> Result<Vec<String>, String>
     // its orphans), so the reader sees end-of-file.
     let _ = killpg(pid, Signal::SIGKILL);
     let _ = child.wait();
-    crate::reaper::sweep();
+    reaper::finished(child.id());
+    reaper::sweep();
     let text = reader.join().unwrap_or_default();
     match status {
         Ok(status) if status.success() => Ok(parse_list(&text)),
