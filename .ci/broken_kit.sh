@@ -8,14 +8,14 @@
 # empty afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. .ci/lib.sh
 root=$(pwd)
 copy=$(mktemp -d /tmp/kit-broken.XXXXXX)
 tmp=$(mktemp -d /tmp/kit-broken-tmp.XXXXXX)
 trap 'rm -rf "$copy" "$tmp"' EXIT
-git ls-files -z | xargs -0 cp --parents -t "$copy"
+copy_kit "$copy"
 
-ipc() { cat /proc/sysvipc/shm /proc/sysvipc/sem /proc/sysvipc/msg; }
-before=$(ipc)
+before=$(ipc_objects)
 
 sed -i 's/todo!()/loop { std::hint::spin_loop() }/' "$copy/exercises/processes/fork_basics.rs"
 echo 'fn broken( {' >>"$copy/exercises/ipc/pipe_direction.rs"
@@ -74,9 +74,9 @@ for phrase in ("is a zombie (state Z)", "System V semaphore set", "nobody remove
 print(f"{len(leaked)} reap_all tests report the zombie, the semaphore set and the daemon as leaks")
 PY
 
-left=$(pgrep -af "$copy|$root/target/debug/(oskata-grade|deps/[a-z0-9_]+-[0-9a-f]{16})( |$)" | grep -v pgrep || true)
+left=$(processes_matching "$copy|$(kit_binaries "$root")")
 [ -z "$left" ] || { echo "processes left behind:"; echo "$left"; exit 1; }
-after=$(ipc)
+after=$(ipc_objects)
 [ "$before" = "$after" ] || { echo "IPC objects left behind:"; diff <(echo "$before") <(echo "$after"); exit 1; }
 files=$(find "$tmp" -mindepth 1 -maxdepth 1 -name 'oskata-*')
 [ -z "$files" ] || { echo "left in the grader's TMPDIR:"; echo "$files"; exit 1; }

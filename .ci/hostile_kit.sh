@@ -10,13 +10,13 @@
 # left on the machine (processes, System V objects, POSIX queues, scratch directories).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. .ci/lib.sh
 root=$(pwd)
 copy=$(mktemp -d /tmp/kit-hostile.XXXXXX)
 tmp=$(mktemp -d /tmp/kit-hostile-tmp.XXXXXX)
 trap 'rm -rf "$copy" "$tmp"' EXIT
-git ls-files -z | xargs -0 cp --parents -t "$copy"
-ipc() { cat /proc/sysvipc/shm /proc/sysvipc/sem /proc/sysvipc/msg; ls -A /dev/mqueue 2>/dev/null || true; }
-before=$(ipc)
+copy_kit "$copy"
+before=$(ipc_objects)
 
 # inject.py ID FUNCTION CALL HELPER: the solution of ID, with CALL as the first statement of
 # `pub fn FUNCTION` and HELPER appended, becomes the student's file.
@@ -113,9 +113,9 @@ if bad:
 print("every hostile exercise got its verdict with evidence")
 PY
 
-left=$(pgrep -af "$copy|$root/target/debug/(oskata-grade|deps/[a-z0-9_]+-[0-9a-f]{16})( |$)" | grep -v pgrep || true)
+left=$(processes_matching "$copy|$(kit_binaries "$root")")
 [ -z "$left" ] || { echo "processes left behind:"; echo "$left"; exit 1; }
-after=$(ipc)
+after=$(ipc_objects)
 [ "$before" = "$after" ] || { echo "IPC objects left behind:"; diff <(echo "$before") <(echo "$after"); exit 1; }
 files=$(find "$tmp" -mindepth 1 -maxdepth 1)
 [ -z "$files" ] || { echo "left in the grader's TMPDIR:"; echo "$files"; exit 1; }

@@ -4,10 +4,11 @@
 # watcher with 130 and leaves no process behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. .ci/lib.sh
 root=$(pwd)
 copy=$(mktemp -d /tmp/kit-watch.XXXXXX)
 log="$root/target/ci/watch.log"
-git ls-files -z | xargs -0 cp --parents -t "$copy"
+copy_kit "$copy"
 (cd "$copy" && exec env CARGO_TARGET_DIR="$root/target" cargo grade --watch --exercise processes/fork_basics) >"$log" 2>&1 &
 watcher=$!
 trap 'kill -KILL "$watcher" 2>/dev/null || true; rm -rf "$copy"' EXIT
@@ -43,6 +44,6 @@ wait "$watcher"
 code=$?
 set -e
 [ "$code" -eq 130 ] || { echo "the watcher exited $code after SIGINT, expected 130"; cat "$log"; exit 1; }
-left=$(pgrep -af "$copy" | grep -v pgrep || true)
+left=$(processes_matching "$copy")
 [ -z "$left" ] || { echo "processes left behind:"; echo "$left"; exit 1; }
 echo "SIGINT ended the watcher with 130 and nothing left behind"

@@ -10,6 +10,8 @@
 //!
 //! - [`Verdict`]: the six outcomes of one test and their stable words.
 //! - [`frame`] and [`records`]: `<tag> <length>\n<bytes>` records, safe for any payload.
+//! - [`seal`], [`unseal`] and [`sealed_records`]: tags bound to one test's secret token, so
+//!   that only records the harness wrote count (the token itself is the harness's business).
 //! - [`body`] and [`report`]: the record tags on each of the two channels.
 //! - [`verdict_line`] and [`parse_verdict_line`]: the first line of a failing isolated test's
 //!   panic, which the grader reads back from any output.
