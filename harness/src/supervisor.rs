@@ -445,8 +445,13 @@ fn supervise(
         }
         // Out of its cgroups (where the supervisor put it) the body is no longer limited: end
         // the test now.
-        if cg.left(child.as_raw()).is_some() {
-            let (evidence, found) = stop_and_read(me, child, cg, &mut beside);
+        // (What it moved to is told from what was seen now: by the time the tree is stopped
+        // the body may have begun to exit, and an exiting task shows no cgroups.)
+        if let Some(moved) = cg.left(child.as_raw()) {
+            let comm = procfs::stat(child).map_or_else(|_| "?".to_owned(), |s| s.comm);
+            let (evidence, mut found) = stop_and_read(me, child, cg, &mut beside);
+            found.retain(|f| !f.text.starts_with(&format!("pid {child} (")));
+            found.insert(0, escaped(child.as_raw(), &comm, &moved));
             break (Ending::Escaped(evidence), found);
         }
         // Wake up now and then to look for processes started beside the body (and, without
@@ -560,18 +565,19 @@ fn escapes(tree: &[Stat], cg: &Confinement) -> Vec<Finding> {
     }
     tree.iter()
         .filter(|p| procfs::alive(p))
-        .filter_map(|p| {
-            let moved = cg.left(p.pid)?;
-            Some(Finding {
-                verdict: Verdict::Failed,
-                text: format!(
-                    "pid {} ({}) moved itself out of the test's cgroup ({moved}): out of it, the test's \
-                     limits on processes and memory no longer hold for it",
-                    p.pid, p.comm
-                ),
-            })
-        })
+        .filter_map(|p| Some(escaped(p.pid, &p.comm, &cg.left(p.pid)?)))
         .collect()
+}
+
+/// The failure of process `pid` (named `comm`) that left the test's cgroups as `moved` says.
+fn escaped(pid: i32, comm: &str, moved: &str) -> Finding {
+    Finding {
+        verdict: Verdict::Failed,
+        text: format!(
+            "pid {pid} ({comm}) moved itself out of the test's cgroup ({moved}): out of it, the test's \
+             limits on processes and memory no longer hold for it"
+        ),
+    }
 }
 
 /// The children of the supervisor other than the body: started beside it, not under it.
