@@ -356,17 +356,21 @@ fn forks_only_once_the_holder_has_the_lock() {
                 drop(guard);
             });
             let _ = held_rx.recv();
-            let run = run_with(2, lock, |child| {
-                let mut byte = [0u8; 1];
-                gate_in_child = Some(
-                    File::open(format!("/proc/{child}/mem"))
-                        .and_then(|f| f.read_exact_at(&mut byte, HANDED_OVER.as_ptr() as u64))
-                        .map(|()| byte[0] != 0),
-                );
-                FORKED.store(true, Ordering::SeqCst);
-            });
+            // A panic on the way (a stub, say) must not leave the test's thread holding on.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_with(2, lock, |child| {
+                    let mut byte = [0u8; 1];
+                    gate_in_child = Some(
+                        File::open(format!("/proc/{child}/mem"))
+                            .and_then(|f| f.read_exact_at(&mut byte, HANDED_OVER.as_ptr() as u64))
+                            .map(|()| byte[0] != 0),
+                    );
+                    FORKED.store(true, Ordering::SeqCst);
+                })
+            }));
+            FORKED.store(true, Ordering::SeqCst);
             let _ = first.join();
-            run
+            run.unwrap_or_else(|p| std::panic::resume_unwind(p))
         });
         let child = run.view.child;
         match gate_in_child {
