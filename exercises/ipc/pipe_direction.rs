@@ -50,13 +50,19 @@ use nix::unistd::Pid;
 /// Copies everything that can be read from `from` into `to` until `read(2)` reports end of
 /// file, and returns how many bytes were copied.
 ///
-/// Read into a buffer of a few KiB; write every byte read, looping when `write(2)` takes only
-/// part of it; retry a call that fails with `EINTR`; return any other error.
+/// Read into a buffer of at least 8 KiB; write every byte read, looping when `write(2)` takes
+/// only part of it; retry a call that fails with `EINTR`; return any other error.
+///
+/// Why 8 KiB: a pipe takes a write of at most `PIPE_BUF` (4 KiB) bytes whole or not at all,
+/// but a bigger one may stop half way: when the pipe fills up, the writer sleeps, and a signal
+/// then ends the call with the bytes taken so far (a short write). The tests send a signal to
+/// the copy while it sleeps in such a write, into a pipe of one page (`F_SETPIPE_SZ`), and
+/// check that every byte still arrives once.
 ///
 /// `EINTR` is what a `read` or `write` still waiting returns when a signal arrives whose
 /// handler was installed without `SA_RESTART` (see signal(7), "Interruption of system calls"):
 /// the call was cut short before it transferred anything, so nothing is lost and the copy is
-/// not over. The tests send such a signal while the copy sleeps in `read`.
+/// not over. The tests send such a signal while the copy sleeps in `read`, and in `write`.
 pub fn copy_until_eof(_from: impl AsFd, _to: impl AsFd) -> nix::Result<u64> {
     todo!()
 }

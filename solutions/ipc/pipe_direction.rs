@@ -6,11 +6,13 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid, fork, pipe, read, write};
 
-/// How much the copy loop asks `read(2)` for at a time.
+/// How much the copy loop asks `read(2)` for at a time: more than `PIPE_BUF`, so a write of a
+/// whole chunk into a pipe may be cut short.
 const CHUNK: usize = 8192;
 
 /// Copies everything that can be read from `from` into `to` until `read(2)` reports end of
-/// file, and returns how many bytes were copied.
+/// file, and returns how many bytes were copied. Reads 8 KiB at a time, writes the rest of a
+/// short write, retries on `EINTR`.
 pub fn copy_until_eof(from: impl AsFd, to: impl AsFd) -> nix::Result<u64> {
     let mut buf = [0u8; CHUNK];
     let mut total = 0u64;

@@ -11,6 +11,27 @@
 //! - for a signal that interrupts `copy_until_eof`: the copy seen asleep in `read(2)` on the
 //!   empty pipe (`/proc/<pid>/syscall`) when the signal is sent, and its handler run before
 //!   any more data is written, so that `read` cannot have returned anything but `EINTR`.
+//!
+//! The contract, clause by clause, and the test that checks each:
+//! - `copy_until_eof` copies everything until read(2) returns 0, not until a short read, and
+//!   returns the count (`copy_until_eof_copies_everything_and_counts_it`);
+//! - it retries a read that a signal interrupted
+//!   (`copy_until_eof_retries_a_read_interrupted_by_a_signal`);
+//! - its buffer is at least 8 KiB, it writes the rest of a write that a signal cut short, and
+//!   retries a write that failed with EINTR
+//!   (`copy_until_eof_finishes_a_write_cut_short_by_a_signal`: the sink a pipe of one page,
+//!   each signal sent once `/proc` shows the copy asleep in write(2) on the full pipe);
+//! - it returns any other error (`copy_until_eof_returns_other_errors`: EBADF);
+//! - `spawn_reader` returns the write end, and the parent holds no other end of the pipe and no
+//!   copy of the sink (every test that spawns, through `spawn` and `check_parent_side`), and
+//!   leaves the caller's other fds as they were
+//!   (`spawn_reader_leaves_the_callers_other_fds_alone`);
+//! - the child holds only the read end and sees end of file once the parent closes its end
+//!   (`each_side_keeps_only_its_own_end`), reads until end of file however little comes at a
+//!   time (`child_reads_until_eof_not_until_a_short_read`), delivers every byte
+//!   (`payload_arrives_intact`, `random_payloads_arrive_intact`) and exits 0;
+//! - the child exits 1 when its copy fails (`child_exits_1_when_its_copy_fails`: a sink open
+//!   read-only).
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -447,11 +468,35 @@ fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Calls the student's `spawn_reader(sink)`, then checks that the parent no longer holds the
+/// sink: only the child writes to it.
+fn spawn(sink: OwnedFd) -> (Pid, OwnedFd) {
+    let me = getpid();
+    let sink_fd = sink.as_raw_fd();
+    let sink_target = fs::read_link(format!("/proc/{me}/fd/{sink_fd}")).ok();
+    let (child, write_end) =
+        student(|| spawn_reader(sink)).unwrap_or_else(|e| panic!("spawn_reader failed: {e}"));
+    let now = fs::read_link(format!("/proc/{me}/fd/{sink_fd}")).ok();
+    if now.is_some() && now == sink_target && sink_fd != write_end.as_raw_fd() {
+        fail(
+            child,
+            format!(
+                "after spawn_reader returned, the parent (pid {me}) still holds its copy of the sink on fd {sink_fd} \
+                 ({}): only the child writes to the sink, so the parent must close (drop) its copy after fork, as \
+                 it closes the read end. A copy left open is an fd the caller never asked for, and the file stays \
+                 open as long as the caller lives.\n{}",
+                now.map(|p| p.display().to_string()).unwrap_or_default(),
+                evidence_before_close()
+            ),
+        );
+    }
+    (child, write_end)
+}
+
 /// One delivery: spawn the reader, check the parent's side, write, close, reap, compare.
 fn deliver(payload: &[u8]) {
     let (sink, path) = new_sink();
-    let (child, write_end) =
-        student(|| spawn_reader(sink)).unwrap_or_else(|e| panic!("spawn_reader failed: {e}"));
+    let (child, write_end) = spawn(sink);
     let inode = check_parent_side(child, &write_end);
     feed(child, &write_end, payload);
     drop(write_end);
@@ -468,7 +513,7 @@ fn each_side_keeps_only_its_own_end() {
     Isolation::new().deadline(Duration::from_secs(15)).run(|| {
         let (sink, _path) = new_sink();
         let (child, write_end) =
-            student(|| spawn_reader(sink)).unwrap_or_else(|e| panic!("spawn_reader failed: {e}"));
+            spawn(sink);
         // The parent: the returned fd is a write end, and no other fd of that pipe is open here.
         let inode = check_parent_side(child, &write_end);
         // The child: asleep in read(2) on the read end, so it has done its closing already.
@@ -496,7 +541,7 @@ fn child_reads_until_eof_not_until_a_short_read() {
         ignore_sigpipe();
         let (sink, path) = new_sink();
         let (child, write_end) =
-            student(|| spawn_reader(sink)).unwrap_or_else(|e| panic!("spawn_reader failed: {e}"));
+            spawn(sink);
         let inode = check_parent_side(child, &write_end);
         await_reading(child, inode, "before the parent wrote anything or closed its write end");
         let settle = scaled(SETTLE);
@@ -792,3 +837,281 @@ fn interrupted_copy() {
     );
     expect_same(&expected, &path);
 }
+
+/// The copy leaves with `_exit(1)` when it fails: here the sink is open read-only, so the
+/// child's first write(2) to it fails with EBADF.
+#[test]
+fn child_exits_1_when_its_copy_fails() {
+    Isolation::new().deadline(Duration::from_secs(15)).run(|| {
+        ignore_sigpipe();
+        let path = scratch_dir().join("read-only-sink");
+        fs::write(&path, b"").expect("create the sink file");
+        let sink = OwnedFd::from(fs::File::open(&path).expect("open the sink read-only"));
+        let (child, write_end) = spawn(sink);
+        let inode = check_parent_side(child, &write_end);
+        // One byte, written at once: the pipe is empty, so this never waits; an EPIPE (the child
+        // already gone) is no matter, its status tells.
+        let _ = write(&write_end, b"x");
+        drop(write_end);
+        let status = await_exit(child, inode);
+        match status {
+            WaitStatus::Exited(_, 1) => {}
+            WaitStatus::Exited(_, 0) => panic!(
+                "the child (pid {child}) exited with status 0 although its copy failed: the sink it was given is \
+                 open read-only, so write(2) to it fails with EBADF and copy_until_eof returns that error. When the \
+                 copy fails the child must exit with status 1 (_exit(1)), so that the parent's waitpid learns that \
+                 the data did not arrive."
+            ),
+            other => panic!(
+                "the child (pid {child}) should exit with status 1 when its copy fails (the sink is open read-only: \
+                 write(2) fails with EBADF); waitpid gave {other:?}"
+            ),
+        }
+        let copied = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(copied, 0, "nothing can have reached a read-only sink");
+    });
+}
+
+/// `copy_until_eof` returns an error that is neither EINTR nor end of file, here EBADF from a
+/// write to an fd open read-only, instead of going on or reporting success.
+#[test]
+fn copy_until_eof_returns_other_errors() {
+    Isolation::new().deadline(Duration::from_secs(15)).check_fds().run(|| {
+        let (read_end, write_end) = pipe().expect("pipe");
+        write(&write_end, b"some bytes").expect("write to the test's pipe");
+        drop(write_end);
+        let path = scratch_dir().join("read-only-sink");
+        fs::write(&path, b"").expect("create the sink file");
+        let sink = fs::File::open(&path).expect("open the sink read-only");
+        let got = student(|| copy_until_eof(&read_end, &sink));
+        assert_eq!(
+            got,
+            Err(Errno::EBADF),
+            "copy_until_eof from a pipe into an fd open read-only: write(2) fails with EBADF, and copy_until_eof \
+             must return that error (only EINTR is retried, and only read(2) returning 0 is the end)"
+        );
+    });
+}
+
+/// The caller's fds that have nothing to do with the pipe (a pipe of its own, both ends, and a
+/// file) are still open after `spawn_reader`, as they were; the only changes to its fd table are
+/// the write end it gets and the sink it gave away.
+#[test]
+fn spawn_reader_leaves_the_callers_other_fds_alone() {
+    Isolation::new().deadline(Duration::from_secs(15)).run(|| {
+        let me = getpid();
+        let (other_r, other_w) = pipe().expect("the caller's own pipe");
+        let file = fs::File::open("/dev/null").expect("open /dev/null");
+        let (sink, _path) = new_sink();
+        let sink_fd = sink.as_raw_fd();
+        let before = procfs::fds(me).expect("read the test's fd table");
+        let (child, write_end) = spawn(sink);
+        let inode = check_parent_side(child, &write_end);
+        let after = procfs::fds(me).expect("read the test's fd table");
+        let expected: Vec<&procfs::Fd> = before.iter().filter(|f| f.fd != sink_fd).collect();
+        let kept: Vec<&procfs::Fd> = after
+            .iter()
+            .filter(|f| f.fd != write_end.as_raw_fd())
+            .collect();
+        if kept != expected {
+            let show = |fds: &[&procfs::Fd]| {
+                fds.iter()
+                    .map(|f| format!("{} -> {} (mode {})", f.fd, f.target, f.access))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            fail(
+                child,
+                format!(
+                    "spawn_reader changed fds of the caller (pid {me}) that are not its to touch: besides the write \
+                     end it returns and the sink it closes, the caller's fd table should be as before, [{}], but it \
+                     is [{}]. Close only the pipe's read end and the sink in the parent.",
+                    show(&expected),
+                    show(&kept)
+                ),
+            );
+        }
+        drop(write_end);
+        let status = await_exit(child, inode);
+        expect_clean_exit(child, status);
+        drop((other_r, other_w, file));
+    });
+}
+
+/// The sink's read end in a thread: whatever the copy writes, in the order written, until end
+/// of file. Never panics; returns the bytes.
+fn drain(sink: OwnedFd) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match nix::unistd::read(&sink, &mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => {}
+            Err(_) => return got,
+        }
+    }
+}
+
+/// Bytes queued in a pipe (FIONREAD on one of its ends).
+fn queued(fd: &OwnedFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `n`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &raw mut n) };
+    if r < 0 { 0 } else { n as usize }
+}
+
+/// What the copying thread (the test process's main thread) is asleep writing to right now, if
+/// it sleeps in write(2), writev(2) or pwrite(2): (fd, count).
+fn blocked_write(me: Pid) -> Option<(i32, u64)> {
+    let call = procfs::syscall(me)?;
+    let writes = [libc::SYS_write, libc::SYS_writev, libc::SYS_pwrite64];
+    (writes.contains(&call.nr) && procfs::state(me) == Some('S'))
+        .then_some((call.args[0] as i32, call.args[2]))
+}
+
+/// `copy_until_eof` into a pipe of one page (4 KiB, `F_SETPIPE_SZ`) that nobody drains yet,
+/// from a pipe that holds much more. Its first write, of a whole buffer (at least 8 KiB, more
+/// than the pipe can take), fills the pipe and sleeps; a signal whose handler has no
+/// SA_RESTART then ends it with the bytes it took: a short write, certain because the test
+/// sends the signal only once `/proc` shows the copy asleep in write(2) on the full pipe. The
+/// copy must write the rest; it then sleeps again, in a write that has taken nothing, and a
+/// second signal makes that one fail with EINTR, to be retried. Then the test drains the pipe:
+/// every byte must arrive, once, in order.
+#[test]
+fn copy_until_eof_finishes_a_write_cut_short_by_a_signal() {
+    Isolation::new()
+        .deadline(Duration::from_secs(15))
+        .check_fds()
+        .run(short_write_copy);
+}
+
+/// The body of [`copy_until_eof_finishes_a_write_cut_short_by_a_signal`].
+fn short_write_copy() {
+    ignore_sigpipe();
+    let action = SigAction::new(
+        SigHandler::Handler(count_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only adds to an atomic counter, which is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR1, &action) }.expect("sigaction(SIGUSR1)");
+    let (src_r, src_w) = pipe().expect("pipe");
+    let (sink_r, sink_w) = pipe().expect("pipe");
+    let page: usize = 4096;
+    let size = fcntl(&sink_w, FcntlArg::F_SETPIPE_SZ(page as libc::c_int))
+        .expect("F_SETPIPE_SZ on the sink pipe");
+    assert_eq!(size as usize, page, "the sink pipe should hold one page");
+    // All of it fits in the source pipe at once (64 KiB): the copy reads whole buffers.
+    let data = pattern(40_000);
+    let mut off = 0;
+    while off < data.len() {
+        off += write(&src_w, &data[off..]).expect("fill the source pipe");
+    }
+    drop(src_w);
+    let me = getpid();
+    let sink_fd = sink_w.as_raw_fd();
+    let copier = pthread_self();
+    let limit = scaled(SETTLE);
+    let helper = thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut trouble = None;
+        for round in 1..=2u32 {
+            // The copy asleep in a write to the sink, and the sink full: the write has taken what
+            // fits (all of a first write bigger than the pipe, nothing of the one after).
+            let start = Instant::now();
+            let mut pauses = 0;
+            let blocked = loop {
+                if let Some((fd, count)) = blocked_write(me)
+                    && fd == sink_fd
+                    && queued(&sink_r) == page
+                {
+                    break Some(count);
+                }
+                if start.elapsed() > limit {
+                    break None;
+                }
+                pause(&mut pauses);
+            };
+            let Some(count) = blocked else {
+                trouble = Some(format!(
+                    "after {limit:?} copy_until_eof (pid {me}) was not asleep in write(2) on fd {sink_fd}, the full \
+                     sink pipe (signal {round} of 2 not sent; the copy's state {:?}, system call {:?})",
+                    procfs::state(me),
+                    procfs::syscall(me).map(|c| c.nr)
+                ));
+                break;
+            };
+            seen.push(count);
+            if pthread_kill(copier, Signal::SIGUSR1).is_err() {
+                trouble = Some("pthread_kill failed".into());
+                break;
+            }
+            let start = Instant::now();
+            while SIGNALS.load(Ordering::SeqCst) < round && start.elapsed() < limit {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        (seen, trouble, drain(sink_r))
+    });
+    let copied = student(|| copy_until_eof(&src_r, &sink_w));
+    drop(sink_w);
+    let (seen, trouble, got) = helper.join().expect("the helper thread");
+    if let Some(first) = seen.first()
+        && *first <= PIPE_BUF
+    {
+        panic!(
+            "copy_until_eof's first write(2) asked for {first} bytes: read into a buffer of at least 8 KiB, more \
+             than PIPE_BUF ({PIPE_BUF}). A pipe takes a write of up to PIPE_BUF bytes whole or not at all, so with \
+             a smaller buffer the copy never meets a short write into a pipe, and the loop that finishes one goes \
+             untested."
+        );
+    }
+    match copied {
+        Err(Errno::EINTR) => panic!(
+            "copy_until_eof returned Err(EINTR): a write(2) into the full sink pipe was interrupted by a signal \
+             (SIGUSR1, whose handler was installed without SA_RESTART) before it had taken anything. EINTR from \
+             write means the same as from read: nothing was transferred, nothing is lost, call it again."
+        ),
+        Err(e) => panic!(
+            "copy_until_eof failed ({e}) while a signal interrupted its write(2) into a full pipe: a write cut short \
+             returns how many bytes it took (a short write), and one that took nothing fails with EINTR; neither is \
+             an error, write the rest"
+        ),
+        Ok(_) => {}
+    }
+    if let Some(why) = trouble {
+        panic!("{why}");
+    }
+    if got != data {
+        let first = data
+            .iter()
+            .zip(&got)
+            .position(|(a, b)| a != b)
+            .unwrap_or(data.len().min(got.len()));
+        panic!(
+            "the sink pipe received {} of the {} bytes, differing from the data from byte {first} on. The test \
+             interrupted copy_until_eof's write(2) of {} bytes after the full pipe had taken {page} of them: \
+             write(2) then returns {page}, a short write, and the rest of the buffer ({} bytes) must still be \
+             written, in a loop, before the next read. A write's return value is how many bytes it took.",
+            got.len(),
+            data.len(),
+            seen.first().copied().unwrap_or(0),
+            seen.first()
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(page as u64)
+        );
+    }
+    match copied {
+        Ok(n) if n == data.len() as u64 => {}
+        Ok(n) => panic!(
+            "copy_until_eof copied all {} bytes into the sink but returned {n}: it must return the count.",
+            data.len()
+        ),
+        Err(_) => unreachable!(),
+    }
+}
+
+/// PIPE_BUF on Linux: a pipe write of at most this many bytes is atomic.
+const PIPE_BUF: u64 = libc::PIPE_BUF as u64;

@@ -1,6 +1,29 @@
 //! processes/cow: after fork the child's pages are the parent's, shared (smaps Shared_Dirty)
 //! until the child writes; each written page costs the child one minor fault and becomes its
 //! own (Private_Dirty); the parent's copy never changes.
+//!
+//! The contract, clause by clause, and the test that checks each:
+//! - a private anonymous buffer of `pages` pages, page-aligned, advised `MADV_NOHUGEPAGE`
+//!   (`the_buffer_is_private_page_aligned_and_not_huge`), filled with `fill`
+//!   (`the_parent_keeps_its_copy`);
+//! - stdout flushed before the fork (`stdout_is_flushed_before_fork`: fd 1 has the test's
+//!   unflushed text at the first look);
+//! - at `BeforeWrite` the child waits in read(2) for the go-ahead and its copy (read from
+//!   `/proc/<child>/mem`) is untouched, and its pages are the parent's (`Shared_Dirty`): every
+//!   test through `run`, and `pages_are_shared_until_the_child_writes`;
+//! - the child writes `write` into every byte of its copy (its memory at `AfterWrite`), faults
+//!   once per page and reports the count (`the_child_faults_once_per_page_it_writes`) and the
+//!   first byte of each page (`the_parent_keeps_its_copy`);
+//! - at `AfterWrite` the child still waits in read(2) for the parent to let it go (every test
+//!   through `run`);
+//! - the parent's copy never changes, `parent_sees` is its first bytes, the child is a child
+//!   process that exits 0 and is reaped (`the_parent_keeps_its_copy`);
+//! - the caller is left as it was: the buffer unmapped, its fd table unchanged, and a child it
+//!   had before (an unreaped zombie) not collected (`the_caller_is_left_as_it_was`).
+//!
+//! The looks wait on the kernel's evidence (the child asleep in read(2), or gone) rather than
+//! on luck, so a child that writes before the go-ahead, or leaves before the parent lets it go,
+//! is caught every time.
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -17,13 +40,21 @@ mod cow;
 mod cow;
 use cow::*;
 
-use nix::sys::wait::WaitStatus;
-use nix::unistd::{Pid, SysconfVar, getpid, sysconf};
-use oskata_harness::{body_pid, isolated, procfs, student};
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, SysconfVar, dup, dup2_stdout, fork, getpid, sysconf};
+use oskata_harness::{body_pid, isolated, procfs, scaled, scratch_dir, student};
 use rstest::rstest;
 
 const FILL: u8 = 0xA5;
 const WRITE: u8 = 0x5A;
+/// How long the child may take to reach its wait on a pipe (before `scaled`).
+const PATIENCE: Duration = Duration::from_secs(5);
 
 /// What the test saw of the child (and of the parent's buffer) at one moment.
 #[derive(Debug, Default)]
@@ -45,6 +76,24 @@ struct Look {
     /// The perms and VmFlags of the parent's mapping that holds the buffer.
     parent_perms: String,
     parent_vmflags: String,
+    /// Where the child was when the test looked: asleep in read(2), as it must be at both
+    /// moments, or what the test saw instead.
+    child_where: Where,
+    /// The first byte of the child's copy of the buffer (read from `/proc/<child>/mem` while it
+    /// waits) that is not what it should hold at this moment, if any: (index, value).
+    child_differs: Option<(usize, u8)>,
+}
+
+/// Where the child was at one of the two moments.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+enum Where {
+    /// Asleep in read(2): waiting on a pipe, as it should.
+    #[default]
+    Waiting,
+    /// Gone, or a zombie: it had already exited.
+    Exited,
+    /// Neither within the patience: its state then.
+    Elsewhere(Option<char>),
 }
 
 struct Run {
@@ -79,8 +128,45 @@ fn perms_and_vmflags(pid: Pid, addr: usize) -> (String, String) {
         .unwrap_or_default()
 }
 
-fn look(child: Pid, buffer: &[u8]) -> Look {
+/// Waits (at most `patience`) until `child` sleeps in read(2), or has exited. Never panics:
+/// it runs inside the student's code, which must get to clean up.
+fn where_is(child: Pid, patience: Duration) -> Where {
+    let start = Instant::now();
+    loop {
+        let state = procfs::state(child);
+        if matches!(state, None | Some('Z' | 'X')) {
+            return Where::Exited;
+        }
+        if procfs::blocked_read_fd(child).is_some() {
+            return Where::Waiting;
+        }
+        if start.elapsed() > patience {
+            return Where::Elsewhere(state);
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// The first byte of the child's copy of `buffer` that is not `expected`, read through
+/// `/proc/<child>/mem` (reading does not copy a shared page: the child's counters stay as they
+/// were). `None` also when the memory cannot be read (the other checks then speak).
+fn child_differs(child: Pid, buffer: &[u8], expected: u8) -> Option<(usize, u8)> {
+    let mut copy = vec![0u8; buffer.len()];
+    let file = File::open(format!("/proc/{child}/mem")).ok()?;
+    file.read_exact_at(&mut copy, buffer.as_ptr() as u64).ok()?;
+    copy.iter()
+        .position(|&b| b != expected)
+        .map(|i| (i, copy[i]))
+}
+
+fn look(child: Pid, buffer: &[u8], expected: u8, patience: Duration) -> Look {
     let me = getpid();
+    let child_where = where_is(child, patience);
+    let child_differs = if child_where == Where::Waiting {
+        child_differs(child, buffer, expected)
+    } else {
+        None
+    };
     let maps = procfs::smaps(child).unwrap_or_default();
     let addr = buffer.as_ptr() as usize;
     let (parent_perms, parent_vmflags) = perms_and_vmflags(me, addr);
@@ -101,6 +187,8 @@ fn look(child: Pid, buffer: &[u8]) -> Look {
             .map(|i| (i, buffer[i])),
         parent_perms,
         parent_vmflags,
+        child_where,
+        child_differs,
     }
 }
 
@@ -109,13 +197,12 @@ fn look(child: Pid, buffer: &[u8]) -> Look {
 fn run(pages: usize) -> Run {
     let mut before: Option<Look> = None;
     let mut after: Option<Look> = None;
+    // Scaled here, not in `look`, which must not panic (on a bad OSKATA_DEADLINE_SCALE).
+    let patience = scaled(PATIENCE);
     let report = student(|| {
-        cow_after_fork(pages, FILL, WRITE, |moment, child, buffer| {
-            let seen = look(child, buffer);
-            match moment {
-                Moment::BeforeWrite => before = Some(seen),
-                Moment::AfterWrite => after = Some(seen),
-            }
+        cow_after_fork(pages, FILL, WRITE, |moment, child, buffer| match moment {
+            Moment::BeforeWrite => before = Some(look(child, buffer, FILL, patience)),
+            Moment::AfterWrite => after = Some(look(child, buffer, WRITE, patience)),
         })
     })
     .unwrap_or_else(|e| panic!("cow_after_fork({pages}, ..) failed: {e}"));
@@ -130,6 +217,48 @@ fn run(pages: usize) -> Run {
             me.as_raw(),
             "observe ran in pid {}, not in the parent {me}: only the parent calls it",
             l.caller
+        );
+    }
+    let child = report.child;
+    match &before.child_where {
+        Where::Waiting => {}
+        Where::Exited => panic!(
+            "the child (pid {child}) had already exited when the parent called observe(Moment::BeforeWrite, ..): \
+             right after fork it should wait, asleep in read(2) on a pipe, for the parent's go-ahead, and write \
+             nothing before it"
+        ),
+        Where::Elsewhere(state) => panic!(
+            "the child (pid {child}) was not waiting in read(2) for the go-ahead when the parent called \
+             observe(Moment::BeforeWrite, ..) (state {state:?} for {patience:?}): right after fork it should wait \
+             for a byte on a pipe, and write nothing before it"
+        ),
+    }
+    if let Some((i, value)) = before.child_differs {
+        panic!(
+            "the child (pid {child}) wrote before the go-ahead: at observe(Moment::BeforeWrite, ..) byte {i} of its \
+             copy (read from /proc/{child}/mem) was already {value:#04x}, not the fill {FILL:#04x}. The child must \
+             first wait for the parent's go-ahead, and only then write, so that the parent can look at the pages \
+             while they are still shared"
+        );
+    }
+    match &after.child_where {
+        Where::Waiting => {}
+        Where::Exited => panic!(
+            "the child (pid {child}) had already exited when the parent called observe(Moment::AfterWrite, ..): \
+             after sending its report it must wait until the parent lets it go (end of file on the go-ahead pipe), \
+             so that the parent can still look at it; only then _exit(0)"
+        ),
+        Where::Elsewhere(state) => panic!(
+            "the child (pid {child}) was not waiting in read(2) when the parent called \
+             observe(Moment::AfterWrite, ..) (state {state:?} for {patience:?}): after sending its report it must \
+             wait until the parent lets it go (end of file on the go-ahead pipe)"
+        ),
+    }
+    if let Some((i, value)) = after.child_differs {
+        panic!(
+            "after its write, byte {i} of the child's copy (read from /proc/{child}/mem) is {value:#04x}, not \
+             {WRITE:#04x}: the child must write the value into every byte of its copy, not only into some of \
+             them (such as the first byte of each page)"
         );
     }
     Run {
@@ -295,6 +424,100 @@ fn the_buffer_is_private_page_aligned_and_not_huge() {
              fill then faults once per 2 MiB, and kernels before 5.8 copy a whole 2 MiB page on the child's first \
              write to it. Ordinary pages keep the experiment page-sized on every kernel",
             run.before.parent_vmflags
+        );
+    });
+}
+
+/// What the test process prints just before the call, without a newline: it sits in the
+/// buffer of Rust's stdout until somebody flushes it.
+const MARK: &str = "cow-mark-before-fork";
+
+#[test]
+fn stdout_is_flushed_before_fork() {
+    isolated(|| {
+        let path = scratch_dir().join("stdout");
+        let file = File::create(&path).expect("create the stdout file");
+        std::io::stdout().flush().expect("flush stdout");
+        let saved = dup(std::io::stdout().as_fd()).expect("dup stdout");
+        dup2_stdout(&file).expect("point stdout at the file");
+        print!("{MARK}");
+        let mut on_file = None;
+        let result = student(|| {
+            cow_after_fork(1, FILL, WRITE, |moment, _, _| {
+                if moment == Moment::BeforeWrite {
+                    on_file = Some(fs::read_to_string(&path).unwrap_or_default());
+                }
+            })
+        });
+        let _ = std::io::stdout().flush();
+        dup2_stdout(&saved).expect("restore stdout");
+        result.unwrap_or_else(|e| panic!("cow_after_fork(1, ..) failed: {e}"));
+        let on_file = on_file.unwrap_or_else(|| {
+            panic!("cow_after_fork never called observe(Moment::BeforeWrite, ..)")
+        });
+        assert!(
+            on_file.contains(MARK),
+            "the test printed {MARK:?} (no newline, so it waited in stdout's buffer) and called cow_after_fork; \
+             at observe(Moment::BeforeWrite, ..), after the fork, fd 1 had received {on_file:?}: the buffer was \
+             not flushed before fork. Flush stdout before you fork: the child gets a copy of every user-space \
+             buffer, and what sits in one would be written twice, once by each process"
+        );
+    });
+}
+
+/// What the caller's kernel state shows: the buffer's range unmapped, its fd table as it was,
+/// and a child it had before the call (a zombie, its status not collected) still there.
+#[test]
+fn the_caller_is_left_as_it_was() {
+    isolated(|| {
+        let me = body_pid().expect("inside isolated()");
+        // SAFETY: the test process is single-threaded; the child only calls _exit.
+        let bystander = match unsafe { fork() }.expect("fork") {
+            // SAFETY: _exit ends the child at once.
+            ForkResult::Child => unsafe { libc::_exit(42) },
+            ForkResult::Parent { child } => child,
+        };
+        oskata_harness::poll::until(
+            Duration::from_secs(5),
+            &format!("pid {bystander} to exit"),
+            || (procfs::state(bystander) == Some('Z')).then_some(()),
+        );
+        let fds_before = procfs::fds(me).expect("read the test's fd table");
+        let run = run(8);
+        if procfs::state(bystander) != Some('Z') {
+            panic!(
+                "pid {bystander}, a child the caller had started before it called cow_after_fork (it had exited, its \
+                 status not yet collected), was reaped by cow_after_fork: the caller's own children are not yours \
+                 to collect. Wait for the child you forked, waitpid(child, ..), not for any child (wait(), \
+                 waitpid(-1, ..)); cow_after_fork's waitpid returned {:?}",
+                run.report.status
+            );
+        }
+        assert_eq!(
+            waitpid(bystander, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::Exited(bystander, 42)),
+            "the caller's own child {bystander} should still have its status for the caller to collect"
+        );
+        let (addr, len) = (run.before.addr as u64, run.before.len as u64);
+        let still: Vec<String> = procfs::smaps(me)
+            .unwrap_or_default()
+            .iter()
+            .filter(|m| m.start < addr + len && addr < m.end)
+            .map(|m| format!("{:#x}-{:#x} {}", m.start, m.end, m.perms))
+            .collect();
+        assert!(
+            still.is_empty(),
+            "after cow_after_fork returned, the buffer's range {addr:#x}-{:#x} is still mapped in the caller \
+             (/proc/{me}/smaps: {}): unmap the buffer with munmap before returning, or every call leaves its pages \
+             behind",
+            addr + len,
+            still.join(", ")
+        );
+        let fds_after = procfs::fds(me).expect("read the test's fd table");
+        assert_eq!(
+            fds_after, fds_before,
+            "the caller's fd table (/proc/{me}/fd) changed across cow_after_fork: close both ends of every pipe \
+             the parent made before returning"
         );
     });
 }

@@ -2,6 +2,21 @@
 //! (`/proc/<child>/task`), its copy of a lock another thread held is locked for good (read
 //! from `/proc/<child>/mem`), and the parent releases the lock and joins its threads. A child
 //! that waits on the lock or on a thread is caught stuck in a futex and named.
+//!
+//! The contract, clause by clause, and the test that checks each:
+//! - `workers` threads run at the fork, and the child has exactly one
+//!   (`/proc/<child>/task`) and reports it (`the_child_has_only_the_forking_thread`);
+//! - the first worker holds the lock at the fork: the child's copy is locked (read from
+//!   `/proc/<child>/mem`) and reported so (`the_lock_stays_held_in_the_child`); the parent forks
+//!   only once the holder has said it has the lock, which the test makes certain by taking the
+//!   lock first and handing it over only when `/proc` shows the worker waiting for it
+//!   (`forks_only_once_the_holder_has_the_lock`);
+//! - the child never calls `lock` nor waits for a thread, and waits on its pipe until let go
+//!   (every test, through `watch`);
+//! - the parent reaps the child (exit 0), frees the lock and joins every thread before it
+//!   returns (`the_parent_releases_the_lock_and_joins_its_threads`);
+//! - the caller is left as it was: a child it had before (an unreaped zombie) not collected,
+//!   its fd table unchanged (`the_caller_is_left_as_it_was`).
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -21,12 +36,13 @@ use fork_in_threads::*;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::WaitStatus;
-use nix::unistd::{Pid, getpid};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, getpid, gettid};
 use oskata_harness::{body_pid, isolated, poll, procfs, scaled, student};
 use rstest::rstest;
 
@@ -130,12 +146,18 @@ struct Run {
 }
 
 fn run(workers: usize, lock: &Mutex<()>) -> Run {
+    run_with(workers, lock, |_| {})
+}
+
+/// [`run`], with `first(child)` called in `after_fork` before the watch (it must not panic).
+fn run_with(workers: usize, lock: &Mutex<()>, first: impl FnOnce(Pid)) -> Run {
     let unlocked = lock_bytes(getpid(), lock).expect("the test reads its own memory");
     // Scaled here, not in `watch`, which must not panic (on a bad OSKATA_DEADLINE_SCALE).
     let patience = scaled(PATIENCE);
     let mut watched = None;
     let result = student(|| {
         fork_in_threads(workers, lock, |child| {
+            first(child);
             watched = Some(watch(child, lock, patience))
         })
     });
@@ -251,6 +273,177 @@ fn the_parent_releases_the_lock_and_joins_its_threads() {
             "the test process to be back to one thread: join every thread fork_in_threads started before returning",
             || procfs::threads(me).unwrap_or_default(),
             |tids| tids == &vec![me.as_raw()],
+        );
+    });
+}
+
+/// Set by the test's own thread just before it lets go of the lock it took first (see
+/// [`forks_only_once_the_holder_has_the_lock`]). The child's copy of it, read from
+/// `/proc/<child>/mem`, tells what it was at the moment of fork.
+static HANDED_OVER: AtomicBool = AtomicBool::new(false);
+/// Set in `after_fork`: the fork has happened, so the test's thread may let go.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Whether some thread of the test process other than `not` is asleep in futex(2) on `lock`.
+fn someone_waits_on(lock: &Mutex<()>, not: &[i32]) -> bool {
+    let me = getpid();
+    let at = lock_addr(lock);
+    procfs::threads(me)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|tid| !not.contains(tid))
+        .any(|tid| {
+            procfs::thread_syscall(me, tid).is_some_and(|c| {
+                c.nr == libc::SYS_futex
+                    && (at..at + size_of::<Mutex<()>>() as u64).contains(&c.args[0])
+            })
+        })
+}
+
+/// Whether the test's main thread (the one in fork_in_threads) is asleep, in a system call,
+/// rather than running.
+fn main_thread_sleeps() -> bool {
+    let me = getpid();
+    procfs::task_stat(me, me.as_raw()).is_ok_and(|s| s.state == 'S')
+        && procfs::syscall(me).is_some()
+}
+
+/// The test takes the lock first, on a thread of its own, so that the worker meant to hold it
+/// has to wait for it, and hands it over only once `/proc` shows that worker asleep on the
+/// lock and the calling thread asleep too (waiting to hear that the worker has it), or after
+/// [`HANDOVER_GRACE`] of the worker waiting. A fork made before the handover copies memory
+/// in which the test's flag [`HANDED_OVER`] is still false, whichever thread runs first: the
+/// child's copy of the flag is the kernel's record of the moment of fork. (A caller that
+/// forks without waiting escapes only by stalling for the whole grace between starting the
+/// holder and forking.) Measured on this kit's 2-core machine under load: the shipped
+/// `forks_without_waiting` was caught by this test in 100 of 100 runs (and by
+/// `the_lock_stays_held_in_the_child`, which relies on the scheduler, in 98 of 100).
+#[test]
+fn forks_only_once_the_holder_has_the_lock() {
+    isolated(|| {
+        let lock = Mutex::new(());
+        let (held_tx, held_rx) = mpsc::channel();
+        let patience = scaled(PATIENCE);
+        let grace = scaled(HANDOVER_GRACE);
+        let mut gate_in_child: Option<io::Result<bool>> = None;
+        let run = std::thread::scope(|s| {
+            let lock = &lock;
+            let first = s.spawn(move || {
+                let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = held_tx.send(gettid().as_raw());
+                let me = gettid().as_raw();
+                let start = Instant::now();
+                let mut waited_since: Option<Instant> = None;
+                let mut sleeping_looks = 0;
+                while !FORKED.load(Ordering::SeqCst) && start.elapsed() < patience {
+                    if someone_waits_on(lock, &[me, getpid().as_raw()]) {
+                        let since = *waited_since.get_or_insert_with(Instant::now);
+                        sleeping_looks = if main_thread_sleeps() {
+                            sleeping_looks + 1
+                        } else {
+                            0
+                        };
+                        if sleeping_looks >= 3 || since.elapsed() > grace {
+                            break;
+                        }
+                    } else {
+                        waited_since = None;
+                        sleeping_looks = 0;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                HANDED_OVER.store(true, Ordering::SeqCst);
+                drop(guard);
+            });
+            let _ = held_rx.recv();
+            // A panic on the way (a stub, say) must not leave the test's thread holding on.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_with(2, lock, |child| {
+                    let mut byte = [0u8; 1];
+                    gate_in_child = Some(
+                        File::open(format!("/proc/{child}/mem"))
+                            .and_then(|f| f.read_exact_at(&mut byte, HANDED_OVER.as_ptr() as u64))
+                            .map(|()| byte[0] != 0),
+                    );
+                    FORKED.store(true, Ordering::SeqCst);
+                })
+            }));
+            FORKED.store(true, Ordering::SeqCst);
+            let _ = first.join();
+            run.unwrap_or_else(|p| std::panic::resume_unwind(p))
+        });
+        let child = run.view.child;
+        match gate_in_child {
+            Some(Ok(true)) => {}
+            Some(Ok(false)) => panic!(
+                "the parent forked before the worker had the lock: the child's copy of memory (read from \
+                 /proc/{child}/mem) shows the moment of fork, and at that moment the lock was not yet the \
+                 worker's (the test's own thread still held it, and the worker was still waiting to take it). \
+                 Starting the holder is not enough: fork only after the holder has told you it holds the lock (a \
+                 channel, say), or the child's copy of the lock is held or free by luck."
+            ),
+            Some(Err(e)) => {
+                panic!("cannot read the child's copy of memory in /proc/{child}/mem: {e}")
+            }
+            None => panic!("fork_in_threads never called after_fork(child)"),
+        }
+        assert!(
+            run.view.lock_held_in_child,
+            "the lock was held at the moment of fork, yet the child reported lock_held_in_child = false: report \
+             whether try_lock failed with WouldBlock in the child"
+        );
+    });
+}
+
+/// How long the test's thread holds the lock once the worker waits for it, when the calling
+/// thread is not seen asleep meanwhile (before `scaled`).
+const HANDOVER_GRACE: Duration = Duration::from_millis(500);
+
+/// The caller as it was: a child it had before the call (an unreaped zombie) is not collected,
+/// and its fd table is the same after the call.
+#[test]
+fn the_caller_is_left_as_it_was() {
+    isolated(|| {
+        let me = body_pid().expect("inside isolated()");
+        // SAFETY: the test process is single-threaded; the child only calls _exit.
+        let bystander = match unsafe { fork() }.expect("fork") {
+            // SAFETY: _exit ends the child at once.
+            ForkResult::Child => unsafe { libc::_exit(42) },
+            ForkResult::Parent { child } => child,
+        };
+        poll::until(
+            Duration::from_secs(5),
+            &format!("pid {bystander} to exit"),
+            || (procfs::state(bystander) == Some('Z')).then_some(()),
+        );
+        let fds_before = procfs::fds(me).expect("read the test's fd table");
+        let lock = Mutex::new(());
+        let Run { view, .. } = run(2, &lock);
+        if procfs::state(bystander) != Some('Z') {
+            panic!(
+                "pid {bystander}, a child the caller had started before it called fork_in_threads (it had exited, \
+                 its status not yet collected), was reaped by fork_in_threads: the caller's own children are not \
+                 yours to collect. Wait for the child you forked, waitpid(child, ..), not for any child (wait(), \
+                 waitpid(-1, ..)); fork_in_threads's wait returned {:?}",
+                view.status
+            );
+        }
+        assert_eq!(
+            waitpid(bystander, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::Exited(bystander, 42)),
+            "the caller's own child {bystander} should still have its status for the caller to collect"
+        );
+        let fds_after = procfs::fds(me).expect("read the test's fd table");
+        let opened: Vec<String> = fds_after
+            .iter()
+            .filter(|f| !fds_before.contains(f))
+            .map(|f| format!("fd {} -> {}", f.fd, f.target))
+            .collect();
+        assert!(
+            opened.is_empty() && fds_after.len() == fds_before.len(),
+            "fork_in_threads left the caller's fd table changed (/proc/{me}/fd): {} still open. Close every end \
+             of both pipes once the child has been waited for",
+            opened.join(", ")
         );
     });
 }

@@ -12,6 +12,23 @@
 //! A handler that takes a `Mutex` without allocating cannot be caught deterministically (the
 //! signal would have to land while the interrupted code holds the lock); the usual form,
 //! a `Mutex<Vec<_>>`, allocates and is caught.
+//!
+//! The contract, clause by clause, and the test that checks each:
+//! - `install_reaper` installs a handler for SIGCHLD (`SigCgt`) and changes nothing else of the
+//!   caller's signal state, its mask (`SigBlk`) included: every test, through `install`;
+//! - with `SA_NOCLDSTOP`: a child that stops leaves no SIGCHLD pending
+//!   (`a_child_that_stops_sends_no_sigchld`);
+//! - with `SA_RESTART`: a read the signal interrupts carries on
+//!   (`interrupted_read_is_restarted`);
+//! - one run reaps every exited child, however many exits one signal stands for
+//!   (`reaps_children_that_exit_together`), any child, also one in another process group, and
+//!   only exited ones: a stopped child keeps its stop to report and is not counted
+//!   (`the_handler_reaps_exited_children_only`);
+//! - it never blocks, and leaves running children alone (`handler_never_blocks`);
+//! - no printing, no allocation, errno kept (`handler_does_only_async_signal_safe_work`);
+//! - `reaped_count` is the number reaped (every test that reaps);
+//! - `auto_reap` leaves no zombie, no status to collect, and the rest of the caller's signal
+//!   state as it was (`auto_reap_leaves_no_zombies`).
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -37,8 +54,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::{
     ForkResult, Pid, dup, dup2_stderr, dup2_stdout, fork, getpid, pipe, read, write,
 };
@@ -108,19 +125,75 @@ fn unblock_sigchld() {
     sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&sigchld()), None).expect("unblock SIGCHLD");
 }
 
-/// Installs the student's handler and checks in `/proc` that SIGCHLD is now caught.
-fn install() {
-    student(install_reaper).unwrap_or_else(|e| panic!("install_reaper failed: {e}"));
+/// The signal state of the test process that a call must leave alone, from
+/// `/proc/<pid>/status`: the mask (`SigBlk`), and which signals are caught or ignored
+/// (`SigCgt`, `SigIgn`) apart from SIGCHLD itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SignalState {
+    blocked: u64,
+    caught: u64,
+    ignored: u64,
+}
+
+/// SIGCHLD's bit in a `/proc/<pid>/status` signal set.
+const SIGCHLD_BIT: u64 = 1 << (libc::SIGCHLD - 1);
+
+fn signal_state() -> SignalState {
     let me = getpid();
     let status = procfs::status(me).expect("read /proc/self/status");
-    let bit = 1u64 << (libc::SIGCHLD - 1);
-    let caught = status.signal_mask("SigCgt").unwrap_or(0);
+    let set = |key| status.signal_mask(key).unwrap_or(0);
+    SignalState {
+        blocked: set("SigBlk"),
+        caught: set("SigCgt"),
+        ignored: set("SigIgn"),
+    }
+}
+
+/// Fails when `call` changed the test process's mask, or the disposition of any signal but
+/// SIGCHLD, between `before` and `after`.
+fn expect_signal_state_kept(call: &str, before: SignalState, after: SignalState) {
+    let me = getpid();
+    if after.blocked != before.blocked {
+        let which = if (after.blocked ^ before.blocked) & SIGCHLD_BIT != 0 {
+            "SIGCHLD itself"
+        } else {
+            "other signals"
+        };
+        panic!(
+            "{call} changed the caller's signal mask: SigBlk in /proc/{me}/status was {:x} before and {:x} after \
+             ({which}). It must only set SIGCHLD's action: a signal left blocked is never delivered, so the handler \
+             would never run (sigaction(2) installs a handler without touching the mask; if you block SIGCHLD \
+             around it, restore the old mask).",
+            before.blocked, after.blocked
+        );
+    }
+    let others = !SIGCHLD_BIT;
+    if (after.caught ^ before.caught) & others != 0
+        || (after.ignored ^ before.ignored) & others != 0
+    {
+        panic!(
+            "{call} changed the action of signals other than SIGCHLD: in /proc/{me}/status SigCgt went from {:x} \
+             to {:x} and SigIgn from {:x} to {:x}. Only SIGCHLD's action is yours to set.",
+            before.caught, after.caught, before.ignored, after.ignored
+        );
+    }
+}
+
+/// Installs the student's handler and checks in `/proc` that SIGCHLD is now caught, and that
+/// nothing else of the caller's signal state changed.
+fn install() {
+    let before = signal_state();
+    student(install_reaper).unwrap_or_else(|e| panic!("install_reaper failed: {e}"));
+    let me = getpid();
+    let after = signal_state();
     assert!(
-        caught & bit != 0,
+        after.caught & SIGCHLD_BIT != 0,
         "install_reaper did not install a handler for SIGCHLD: its bit is clear in SigCgt of /proc/{me}/status \
-         (SigCgt {caught:x}, SigIgn {:x}). Install a handler function with sigaction.",
-        status.signal_mask("SigIgn").unwrap_or(0)
+         (SigCgt {:x}, SigIgn {:x}). Install a handler function with sigaction.",
+        after.caught,
+        after.ignored
     );
+    expect_signal_state_kept("install_reaper", before, after);
 }
 
 /// Forks `n` children that exit at once, with SIGCHLD blocked; returns once `/proc` shows every
@@ -200,6 +273,147 @@ fn reaps_children_that_exit_together(#[case] n: usize) {
         let pids = exit_together(n);
         unblock_sigchld();
         assert_all_reaped(&pids, n);
+    });
+}
+
+/// Forks a child that sleeps in pause(2) until a signal ends it, and stops it with SIGSTOP.
+/// Returns once the kernel has finished stopping it: `/proc` shows it stopped (state T), and
+/// a read of its `/proc/<pid>/syscall` has returned, which the kernel makes wait until the
+/// task is off the CPU (`wait_task_inactive`), so whatever its stop sends its parent
+/// (SIGCHLD, unless the parent's action has SA_NOCLDSTOP) has been sent.
+fn stopped_child() -> Pid {
+    // SAFETY: the test process is single-threaded; the child only sleeps in pause(2) until a
+    // signal stops or kills it.
+    let child = match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => loop {
+            // SAFETY: pause only sleeps until a signal arrives.
+            unsafe { libc::pause() };
+        },
+        ForkResult::Parent { child } => child,
+    };
+    kill(child, Signal::SIGSTOP).expect("SIGSTOP to the child");
+    wait_for::until(
+        Duration::from_secs(5),
+        &format!("pid {child} to stop (state T) after SIGSTOP"),
+        || (procfs::state(child) == Some('T')).then_some(()),
+    );
+    let _ = procfs::syscall(child);
+    child
+}
+
+/// Whether SIGCHLD is pending for the test process (`SigPnd` or `ShdPnd` in its status).
+fn sigchld_pending() -> (bool, String) {
+    let me = getpid();
+    let status = procfs::status(me).expect("read /proc/self/status");
+    let own = status.signal_mask("SigPnd").unwrap_or(0);
+    let shared = status.signal_mask("ShdPnd").unwrap_or(0);
+    (
+        (own | shared) & SIGCHLD_BIT != 0,
+        format!("SigPnd {own:x}, ShdPnd {shared:x} in /proc/{me}/status"),
+    )
+}
+
+/// With SA_NOCLDSTOP a child that stops sends no SIGCHLD at all: seen in the kernel's list of
+/// pending signals of the test process, which keeps SIGCHLD blocked while the child stops.
+#[test]
+fn a_child_that_stops_sends_no_sigchld() {
+    isolated(|| {
+        install();
+        block_sigchld();
+        let child = stopped_child();
+        let (pending, seen) = sigchld_pending();
+        // The test reaps this child itself, before any handler runs.
+        kill(child, Signal::SIGKILL).expect("SIGKILL to the stopped child");
+        waitpid(child, None).expect("waitpid on the killed child");
+        unblock_sigchld();
+        if pending {
+            panic!(
+                "pid {child}, a child of the test process, only stopped (SIGSTOP, state T), and yet SIGCHLD became \
+                 pending for its parent ({seen}): the handler was installed without SA_NOCLDSTOP. Without that flag \
+                 the kernel signals the parent each time a child stops or continues too, and the handler runs for \
+                 children that have not exited. Pass SA_RESTART | SA_NOCLDSTOP to sigaction."
+            );
+        }
+    });
+}
+
+/// The handler's loop reaps children that exited, whatever their process group, and leaves
+/// alone a child that only stopped (it is not reaped, and its stop is still there to be
+/// reported): bystanders that a wait on the wrong set of children, or for the wrong events,
+/// would take.
+#[test]
+fn the_handler_reaps_exited_children_only() {
+    isolated(|| {
+        install();
+        block_sigchld();
+        let stopped = stopped_child();
+        // SAFETY: the test process is single-threaded; the child only calls setpgid and _exit.
+        let loner = match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                // SAFETY: setpgid and _exit are plain system calls.
+                unsafe {
+                    libc::setpgid(0, 0);
+                    libc::_exit(3)
+                }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        wait_for::until(
+            Duration::from_secs(5),
+            &format!("pid {loner} to exit"),
+            || (procfs::state(loner) == Some('Z')).then_some(()),
+        );
+        let loner_group = procfs::stat(loner).map_or(0, |s| s.pgrp);
+        let mut exited = exit_together(3);
+        unblock_sigchld();
+        let me = getpid();
+        let stop = waitid(
+            Id::Pid(stopped),
+            WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        );
+        let still_stopped = procfs::state(stopped) == Some('T');
+        if !still_stopped || !matches!(stop, Ok(WaitStatus::Stopped(..))) {
+            let _ = kill(stopped, Signal::SIGKILL);
+            panic!(
+                "pid {stopped}, a child that was stopped (SIGSTOP), not exited, when the handler ran, {}: the \
+                 handler must reap only children that have exited. A stopped child is still alive; waitpid \
+                 with WUNTRACED (or waitid with WSTOPPED) reports its stop as a state change, but it is not a \
+                 child reaped, and counting it makes reaped_count wrong. Call waitpid(-1, WNOHANG) with no other \
+                 flag.",
+                if still_stopped {
+                    format!(
+                        "no longer has its stop to report (waitid(WSTOPPED | WNOWAIT) on it gives {stop:?}): the \
+                         handler collected it"
+                    )
+                } else {
+                    format!("is now in state {:?}", procfs::state(stopped))
+                }
+            );
+        }
+        if procfs::state(loner).is_some() {
+            let _ = kill(stopped, Signal::SIGKILL);
+            panic!(
+                "pid {loner} exited while SIGCHLD was blocked and is still a zombie (state Z) after the handler ran, \
+                 while children in the caller's own process group were reaped: before it exited it moved to a \
+                 process group of its own (pgid {loner_group}, the test process's is {}). waitpid(0, ..) waits only \
+                 for children in the caller's process group; the handler must reap any child, waitpid(-1, WNOHANG).",
+                procfs::stat(me).map_or(0, |s| s.pgrp)
+            );
+        }
+        exited.push(loner);
+        assert_all_reaped(&exited, 4);
+        // The stopped child ends now, and the handler reaps it like any other.
+        kill(stopped, Signal::SIGKILL).expect("SIGKILL to the stopped child");
+        wait_for::until(
+            Duration::from_secs(5),
+            &format!("the handler to reap pid {stopped} after SIGKILL"),
+            || procfs::state(stopped).is_none().then_some(()),
+        );
+        assert_eq!(
+            student(reaped_count),
+            5,
+            "reaped_count() after five children exited"
+        );
     });
 }
 
@@ -429,7 +643,9 @@ fn interrupted_read_is_restarted() {
 #[test]
 fn auto_reap_leaves_no_zombies() {
     isolated(|| {
+        let before = signal_state();
         student(auto_reap).unwrap_or_else(|e| panic!("auto_reap failed: {e}"));
+        expect_signal_state_kept("auto_reap", before, signal_state());
         let pids: Vec<Pid> = (0..50)
             // SAFETY: the test process is single-threaded; each child only calls _exit.
             .map(|i| match unsafe { fork() }.expect("fork") {

@@ -1,0 +1,59 @@
+//! Mistake: blocks SIGCHLD while it installs the handler, so that no signal can land half
+//! way, and never unblocks it: the caller's mask keeps SIGCHLD blocked and the handler never
+//! runs on its own.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::errno::Errno;
+use nix::sys::signal::{
+    SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, signal, sigprocmask,
+};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+
+/// Children reaped by the handler. An atomic: the only kind of shared state a handler may
+/// touch.
+static REAPED: AtomicUsize = AtomicUsize::new(0);
+
+/// The `SIGCHLD` handler: reaps every exited child, counts them, keeps `errno`.
+extern "C" fn on_sigchld(_signal: libc::c_int) {
+    let saved = Errno::last_raw();
+    // One signal may stand for many children: loop until none is left to reap.
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            // 0: the children left are all still running. ECHILD: no children at all.
+            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(_) => {
+                REAPED.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    Errno::set_raw(saved);
+}
+
+/// Installs the reaper; see the exercise.
+pub fn install_reaper() -> nix::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigchld),
+        SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
+        SigSet::empty(),
+    );
+    // The mistake: SIGCHLD is blocked around the installation and the old mask never restored.
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&chld), None)?;
+    // SAFETY: the handler only calls waitpid, updates an atomic and saves/restores errno, all
+    // async-signal-safe.
+    unsafe { sigaction(Signal::SIGCHLD, &action) }?;
+    Ok(())
+}
+
+/// How many children the handler has reaped so far; see the exercise.
+pub fn reaped_count() -> usize {
+    REAPED.load(Ordering::SeqCst)
+}
+
+/// Asks the kernel to reap children itself; see the exercise.
+pub fn auto_reap() -> nix::Result<()> {
+    // SAFETY: SIG_IGN runs no code in this process.
+    unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) }?;
+    Ok(())
+}

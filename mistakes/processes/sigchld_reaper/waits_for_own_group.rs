@@ -1,0 +1,54 @@
+//! Mistake: the handler reaps with `waitpid(0, WNOHANG)`, which waits only for children in the
+//! caller's own process group, instead of `waitpid(-1, WNOHANG)`, any child.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction, signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// Children reaped by the handler. An atomic: the only kind of shared state a handler may
+/// touch.
+static REAPED: AtomicUsize = AtomicUsize::new(0);
+
+/// The `SIGCHLD` handler: reaps every exited child, counts them, keeps `errno`.
+extern "C" fn on_sigchld(_signal: libc::c_int) {
+    let saved = Errno::last_raw();
+    // One signal may stand for many children: loop until none is left to reap.
+    loop {
+        // The mistake: pid 0 means "a child in my process group", not "any child".
+        match waitpid(Pid::from_raw(0), Some(WaitPidFlag::WNOHANG)) {
+            // 0: the children left are all still running. ECHILD: no children at all.
+            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(_) => {
+                REAPED.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    Errno::set_raw(saved);
+}
+
+/// Installs the reaper; see the exercise.
+pub fn install_reaper() -> nix::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigchld),
+        SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only calls waitpid, updates an atomic and saves/restores errno, all
+    // async-signal-safe.
+    unsafe { sigaction(Signal::SIGCHLD, &action) }?;
+    Ok(())
+}
+
+/// How many children the handler has reaped so far; see the exercise.
+pub fn reaped_count() -> usize {
+    REAPED.load(Ordering::SeqCst)
+}
+
+/// Asks the kernel to reap children itself; see the exercise.
+pub fn auto_reap() -> nix::Result<()> {
+    // SAFETY: SIG_IGN runs no code in this process.
+    unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) }?;
+    Ok(())
+}
