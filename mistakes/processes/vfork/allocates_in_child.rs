@@ -39,9 +39,8 @@ pub fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> nix::Result<Wa
     // the child could overwrite a stack slot the parent still needs.
     // SAFETY: vfork's child runs on this thread's stack and in this process's memory until it
     // execs or exits. The child's branch below is one call to an out-of-line function that
-    // never returns, with three pointers computed before vfork into `file`, `argv_ptrs` and
-    // `envp_ptrs`, all alive until after the child is gone: the branch writes nothing in this
-    // frame, allocates nothing, takes no lock and never returns from this function.
+    // never returns, with references to `file`, `argv` and `envp`, all alive until after the
+    // child is gone. That it allocates in the caller's heap is this file's mistake.
     #[allow(deprecated)]
     let pid = unsafe { libc::vfork() };
     if pid == 0 {
