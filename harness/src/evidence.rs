@@ -84,6 +84,82 @@ fn tids(tids: &[i32]) -> String {
         .join(", ")
 }
 
+/// The name of a system call a waiting thread is commonly found in, or its number.
+pub(crate) fn syscall_name(nr: i64) -> String {
+    let common = [
+        (libc::SYS_read, "read"),
+        (libc::SYS_write, "write"),
+        (
+            libc::SYS_futex,
+            "futex (a lock, condition variable, channel or join)",
+        ),
+        (libc::SYS_nanosleep, "nanosleep (sleeping)"),
+        (libc::SYS_clock_nanosleep, "clock_nanosleep (sleeping)"),
+        (libc::SYS_ppoll, "ppoll"),
+        (libc::SYS_pselect6, "pselect6"),
+        (libc::SYS_epoll_pwait, "epoll_pwait"),
+        (libc::SYS_wait4, "wait4 (waitpid)"),
+        (libc::SYS_waitid, "waitid"),
+        (libc::SYS_accept, "accept"),
+        (libc::SYS_accept4, "accept4"),
+        (libc::SYS_recvfrom, "recvfrom"),
+        (libc::SYS_recvmsg, "recvmsg"),
+        (libc::SYS_rt_sigsuspend, "rt_sigsuspend"),
+        (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait (sigwait)"),
+        (libc::SYS_mq_timedreceive, "mq_timedreceive"),
+        (libc::SYS_msgrcv, "msgrcv"),
+        (libc::SYS_semtimedop, "semtimedop"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_pause, "pause"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_poll, "poll"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_select, "select"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_epoll_wait, "epoll_wait"),
+    ];
+    match common.iter().find(|(n, _)| *n == nr) {
+        Some((_, name)) => format!("{name} ({nr})"),
+        None => format!("number {nr}"),
+    }
+}
+
+/// What process `p` was doing when the tree was stopped, in words, from the state it had just
+/// before (`p.state`, see `states_before`) and the system call its main thread is in
+/// (`/proc/<pid>/syscall`, read with the tree stopped): spinning in user space, asleep in a
+/// system call, stopped by a signal, or exited and unreaped. `None` for a zombie leader
+/// (named on its own) and where nothing can be read.
+pub(crate) fn activity(p: &Stat) -> Option<String> {
+    let who = format!("pid {} ({})", p.pid, p.comm);
+    let pid = Pid::from_raw(p.pid);
+    match p.state {
+        'R' if procfs::in_user_space(pid) => Some(format!(
+            "{who} was running in user space, not in a system call, when it was stopped: a loop that never \
+             ends, or one that waits by spinning (a busy loop?)"
+        )),
+        'R' => procfs::syscall(pid).map(|call| {
+            format!(
+                "{who} was running in the kernel, in the system call {}",
+                syscall_name(call.nr)
+            )
+        }),
+        'S' | 'D' => procfs::syscall(pid).map(|call| {
+            format!(
+                "{who} was asleep in the system call {}: blocked, waiting for something that had not happened",
+                syscall_name(call.nr)
+            )
+        }),
+        'T' => Some(format!(
+            "{who} was stopped by a signal (state T): it does nothing until it gets SIGCONT"
+        )),
+        't' => Some(format!("{who} was stopped by a tracer (state t)")),
+        'Z' if procfs::zombie_leader_threads(p).is_empty() => Some(format!(
+            "{who} had exited and was a zombie (state Z): nobody had reaped it with waitpid"
+        )),
+        _ => None,
+    }
+}
+
 /// `Z` -> `Z (zombie)` and so on, so the letters teach as they go.
 pub fn state_word(state: char) -> String {
     let word = match state {
@@ -279,6 +355,9 @@ pub fn describe(procs: &[Stat]) -> String {
         return "  (no processes)\n".into();
     }
     let mut out = format!("{}{}", process_table(procs), fd_tables(procs));
+    for line in procs.iter().take(MAX_ROWS).filter_map(activity) {
+        let _ = writeln!(out, "  {line}");
+    }
     for line in stuck_waiters(procs) {
         let _ = writeln!(out, "  {line}");
     }

@@ -423,6 +423,13 @@ pub fn syscall(pid: Pid) -> Option<Syscall> {
     Syscall::parse(&fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?)
 }
 
+/// Whether the main thread of `pid` is in user space, in no system call: `/proc/<pid>/syscall`
+/// reads `-1 <sp> <pc>` then (and `running` while it is on a CPU, which tells nothing; read it
+/// stopped). False when it cannot be read.
+pub fn in_user_space(pid: Pid) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|t| t.starts_with("-1 "))
+}
+
 /// What thread `tid` of process `pid` is blocked in (see [`syscall`]).
 pub fn thread_syscall(pid: Pid, tid: i32) -> Option<Syscall> {
     Syscall::parse(&fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?)

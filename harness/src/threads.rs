@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
-use crate::evidence::state_word;
+use crate::evidence::{state_word, syscall_name};
 use crate::procfs;
 
 /// How long a thread on its way out is given to finish (scaled like every deadline).
@@ -73,45 +73,5 @@ fn in_syscall(pid: Pid, tid: i32) -> String {
             text.trim()
         ),
         None => format!(" ({file}: {})", text.trim()),
-    }
-}
-
-/// The name of a system call a waiting thread is commonly found in, or its number.
-fn syscall_name(nr: i64) -> String {
-    let common = [
-        (libc::SYS_read, "read"),
-        (libc::SYS_write, "write"),
-        (
-            libc::SYS_futex,
-            "futex (a lock, condition variable, channel or join)",
-        ),
-        (libc::SYS_nanosleep, "nanosleep (sleeping)"),
-        (libc::SYS_clock_nanosleep, "clock_nanosleep (sleeping)"),
-        (libc::SYS_ppoll, "ppoll"),
-        (libc::SYS_pselect6, "pselect6"),
-        (libc::SYS_epoll_pwait, "epoll_pwait"),
-        (libc::SYS_wait4, "wait4 (waitpid)"),
-        (libc::SYS_waitid, "waitid"),
-        (libc::SYS_accept, "accept"),
-        (libc::SYS_accept4, "accept4"),
-        (libc::SYS_recvfrom, "recvfrom"),
-        (libc::SYS_recvmsg, "recvmsg"),
-        (libc::SYS_rt_sigsuspend, "rt_sigsuspend"),
-        (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait (sigwait)"),
-        (libc::SYS_mq_timedreceive, "mq_timedreceive"),
-        (libc::SYS_msgrcv, "msgrcv"),
-        (libc::SYS_semtimedop, "semtimedop"),
-        #[cfg(target_arch = "x86_64")]
-        (libc::SYS_pause, "pause"),
-        #[cfg(target_arch = "x86_64")]
-        (libc::SYS_poll, "poll"),
-        #[cfg(target_arch = "x86_64")]
-        (libc::SYS_select, "select"),
-        #[cfg(target_arch = "x86_64")]
-        (libc::SYS_epoll_wait, "epoll_wait"),
-    ];
-    match common.iter().find(|(n, _)| *n == nr) {
-        Some((_, name)) => format!("{name} ({nr})"),
-        None => format!("number {nr}"),
     }
 }

@@ -144,6 +144,90 @@ fn a_parent_waiting_for_a_child_that_runs_on_is_explained_at_the_deadline() {
     assert_gone(child);
 }
 
+/// At the deadline the evidence tells a process spinning in user space, one asleep in a
+/// system call, one stopped by a signal and one exited but unreaped apart, in words. (The
+/// deadline is long enough for every child to reach its state: each is seen there first.)
+#[test]
+fn the_deadline_evidence_tells_spinning_sleeping_stopped_and_exited_apart() {
+    let r = Isolation::new()
+        .deadline(Duration::from_secs(2))
+        .report(|| {
+            let child = |work: fn()| {
+                // SAFETY: single-threaded body; each child only runs `work`.
+                match unsafe { fork() }.unwrap() {
+                    ForkResult::Child => {
+                        work();
+                        // SAFETY: leaves the child without unwinding into the test.
+                        unsafe { libc::_exit(0) }
+                    }
+                    ForkResult::Parent { child } => child,
+                }
+            };
+            let spinner = child(|| {
+                loop {
+                    std::hint::spin_loop();
+                }
+            });
+            let sleeper = child(|| {
+                loop {
+                    nix::unistd::pause();
+                }
+            });
+            let stopped = child(|| {
+                loop {
+                    nix::unistd::pause();
+                }
+            });
+            let exited = child(|| {});
+            nix::sys::signal::kill(stopped, nix::sys::signal::Signal::SIGSTOP).unwrap();
+            poll::until(
+                Duration::from_secs(2),
+                "the four children in their states",
+                || {
+                    let state = |pid| procfs::state(pid);
+                    (state(spinner) == Some('R')
+                        && procfs::syscall(sleeper).is_some()
+                        && state(stopped) == Some('T')
+                        && state(exited) == Some('Z'))
+                    .then_some(())
+                },
+            );
+            println!("spinner={spinner} sleeper={sleeper} stopped={stopped} exited={exited}");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            loop {
+                nix::unistd::pause();
+            }
+        });
+    assert_eq!(r.verdict, Verdict::TimedOut, "{r:?}");
+    let pid = |key: &str| printed(&r, key);
+    // Each on the line that names its process.
+    let says = |key: &str, text: &str| {
+        let who = format!("pid {} (", pid(key));
+        assert!(
+            r.message
+                .lines()
+                .any(|l| l.contains(&who) && l.contains(text)),
+            "no line says {who}... {text:?} in {r:?}"
+        );
+    };
+    says(
+        "spinner",
+        "was running in user space, not in a system call, when it was stopped",
+    );
+    says("sleeper", "was asleep in the system call pause");
+    says(
+        "stopped",
+        "was stopped by a signal (state T): it does nothing until it gets SIGCONT",
+    );
+    says(
+        "exited",
+        "had exited and was a zombie (state Z): nobody had reaped it with waitpid",
+    );
+    for key in ["spinner", "sleeper", "stopped"] {
+        assert_gone(pid(key));
+    }
+}
+
 #[test]
 fn a_stray_child_is_stopped_and_named() {
     let r = report(|| {
