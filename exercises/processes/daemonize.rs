@@ -26,8 +26,9 @@
 //!    somewhere never sees end of file. Close all of them, not just those you know about:
 //!    `close_range(2)` closes a whole range in one call.
 //! 7. **fds 0, 1, 2 on `/dev/null`**: with nothing open, the next `open` would get fd 0, and a
-//!    stray `println!` would write into whatever file became fd 1. Open `/dev/null` (it lands
-//!    on fd 0, the lowest free number) and `dup2` it onto 1 and 2.
+//!    stray `println!` would write into whatever file became fd 1. Open `/dev/null` for reading
+//!    and writing (`O_RDWR`: 0 is read, 1 and 2 are written; it lands on fd 0, the lowest free
+//!    number) and `dup2` it onto 1 and 2.
 //!
 //! The first child's exit re-parents the daemon: to init, or to the nearest "child
 //! subreaper" (the test process is one, so it can stop the daemon afterwards).
@@ -58,12 +59,15 @@ use nix::unistd::Pid;
 ///
 /// In the daemon (the grandchild): umask 0, a session of its own that it does not lead (fork,
 /// setsid, fork again), working directory `/`, every inherited fd closed and fds 0, 1 and 2
-/// open on `/dev/null`; then it calls `task()` and, when that returns, ends with `_exit(0)`.
+/// open on `/dev/null`, 0 for reading and 1 and 2 for writing (one `O_RDWR` open serves all
+/// three); then it calls `task()` and, when that returns, ends with `_exit(0)`.
 /// Neither the daemon nor the first child ever returns from this function.
 ///
 /// In the caller: returns as soon as the daemon is started, with the daemon's pid, once the
 /// first child has exited and been waited for (no zombie is left). It never waits for the
-/// daemon. The caller's own umask, working directory, fds and session are unchanged.
+/// daemon. The caller's own umask, working directory, fds and session are unchanged: every fd
+/// it opens for the daemon (the pipe the first child reports through) is closed again, and
+/// no child of the caller but the first child is waited for.
 pub fn daemonize(_task: impl FnOnce()) -> io::Result<Pid> {
     todo!()
 }

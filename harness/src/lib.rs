@@ -33,11 +33,13 @@
 //! instead of exiting".
 //!
 //! See ARCHITECTURE.md for the whole design and the reasons behind it.
+pub mod births;
 mod body;
 pub mod cases;
 mod cgroup;
 pub mod evidence;
 mod fdtable;
+pub mod forks;
 mod guard;
 mod isolate;
 mod leftovers;

@@ -8,6 +8,27 @@
 //! status: Umask; the cwd link; the fd table), compares with its own, and finally releases and
 //! reaps it (the daemon was re-parented to the test process, a child subreaper). One test also
 //! has the daemon open a new pseudo-terminal, to see whether it becomes its controlling terminal.
+//!
+//! The contract, clause by clause, and the tests that check it (`start` checks the first four
+//! on every call, before any test looks further):
+//! - the task runs in the daemon, whose pid is returned: `start`;
+//! - nobody waits for the daemon, which lives on: `start` (the task's `poll::hold` names a
+//!   waiting parent);
+//! - the caller's children are untouched but for the first child: `start` (an earlier zombie
+//!   child of the test that any `wait()` would take);
+//! - the caller's fds (numbers, targets, access modes), session, group and terminal are
+//!   unchanged: `start`, and its umask and working directory:
+//!   `works_from_root_with_umask_0_and_leaves_the_caller_alone`;
+//! - the first child has exited and been reaped when daemonize returns:
+//!   `returns_the_daemons_pid_and_reaps_the_first_child`;
+//! - a session of its own that it does not lead, in the first child's group:
+//!   `has_a_session_of_its_own_and_does_not_lead_it`;
+//! - no controlling terminal, and none can be acquired: `has_no_controlling_terminal`,
+//!   `cannot_acquire_a_controlling_terminal`;
+//! - umask 0, working directory `/`: `works_from_root_with_umask_0_and_leaves_the_caller_alone`;
+//! - every inherited fd closed, 0, 1 and 2 on `/dev/null`, 0 readable and 1 and 2 writable:
+//!   `keeps_only_dev_null_on_0_1_2`;
+//! - `_exit(0)` once the task returns: `start` (the daemon's wait status after the release).
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -33,7 +54,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::stat::{Mode, fstat, major, minor, umask};
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, chdir, getpid, pipe};
 use oskata_harness::evidence::{describe, state_word};
 use oskata_harness::poll as wait_for;
@@ -75,7 +96,7 @@ struct Seen {
     caller_cwd: PathBuf,
     /// The scratch directory, with symlinks resolved.
     scratch: PathBuf,
-    /// The caller's children right after `daemonize` returned.
+    /// The caller's children right after `daemonize` returned, the test's own zombie left out.
     caller_children: Vec<Stat>,
     /// What the terminal probe recorded, if it ran.
     terminal: Option<String>,
@@ -162,6 +183,68 @@ fn assert_nobody_waited(scratch: &Path, pid: Pid, caller: Pid) {
     );
 }
 
+/// An earlier child of the caller that has exited: a zombie any `wait()` would take.
+fn zombie_of_mine() -> Pid {
+    // SAFETY: the test process is single-threaded; the child only calls _exit.
+    let mine = match unsafe { nix::unistd::fork() }.expect("fork") {
+        // SAFETY: _exit ends the child at once.
+        nix::unistd::ForkResult::Child => unsafe { libc::_exit(3) },
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    wait_for::until(
+        Duration::from_secs(5),
+        "the test's own child to exit",
+        || (procfs::state(mine) == Some('Z')).then_some(()),
+    );
+    mine
+}
+
+/// An fd as a line of a table: number, target, access mode.
+fn fd_line(f: &Fd) -> String {
+    let mode = match f.access {
+        0 => "read-only",
+        1 => "write-only",
+        _ => "read-write",
+    };
+    format!("fd {} {} ({mode})", f.fd, f.target)
+}
+
+/// Fails unless the caller's fd table (numbers, targets, access modes), session, group and
+/// terminal are what they were before `daemonize`.
+fn assert_caller_unchanged(before: &Stat, after: &Stat, fds_before: &[Fd], fds_after: &[Fd]) {
+    let me = after.pid;
+    let opened: Vec<String> = fds_after
+        .iter()
+        .filter(|f| !fds_before.contains(f))
+        .map(fd_line)
+        .collect();
+    let closed: Vec<String> = fds_before
+        .iter()
+        .filter(|f| !fds_after.contains(f))
+        .map(fd_line)
+        .collect();
+    assert!(
+        opened.is_empty(),
+        "{} still open in the caller (pid {me}) after daemonize returned, and it was not before: the caller must \
+         close every fd it opened for the daemon (both ends of the pipe the first child reports through: its \
+         write end right after the fork, its read end once the pid is read). A write end left open keeps the pipe \
+         from ever reaching end of file.\nBefore: {fds_before:?}",
+        opened.join(", ")
+    );
+    assert!(
+        closed.is_empty(),
+        "daemonize closed or changed {} of the caller (pid {me}): only the daemon closes its fds, after the forks; \
+         the caller keeps running with every fd it had",
+        closed.join(", ")
+    );
+    assert_eq!(
+        (before.session, before.pgrp, before.tty_nr),
+        (after.session, after.pgrp, after.tty_nr),
+        "daemonize changed the caller's own session, process group or terminal (sid, pgid, tty_nr in \
+         /proc/{me}/stat): setsid belongs in the first child, after the fork"
+    );
+}
+
 /// Extra fds in the caller, as a daemon's starter may have them: a file, a pipe, a high copy.
 fn open_extra_fds(scratch: &Path) -> Vec<OwnedFd> {
     let file = File::create(scratch.join("caller-log")).expect("create a file");
@@ -182,10 +265,26 @@ fn start(probe: Probe) -> Seen {
     let extra = open_extra_fds(&scratch);
     let ready = scratch.join(READY);
     let for_task = scratch.clone();
+    let mine = zombie_of_mine();
+    let fds_before = procfs::fds(me).expect("read the caller's fds");
+    let caller_before = procfs::stat(me).expect("read the caller's stat");
 
     let pid = student(|| daemonize(move || task(&for_task, me, probe)))
         .unwrap_or_else(|e| panic!("daemonize failed: {e}"));
-    let caller_children = procfs::children(me);
+    let fds_after = procfs::fds(me).expect("read the caller's fds");
+    let all_children = procfs::children(me);
+    assert_eq!(
+        procfs::state(mine),
+        Some('Z'),
+        "daemonize reaped pid {mine}, a child it did not create: the test forked it earlier and meant to reap it \
+         itself. wait() and waitpid(-1) take any child; wait for the first child by the pid the first fork \
+         returned.\nThe caller's children now:\n{}",
+        oskata_harness::evidence::process_table(&all_children)
+    );
+    let caller_children: Vec<Stat> = all_children
+        .into_iter()
+        .filter(|k| k.pid != mine.as_raw())
+        .collect();
 
     // The task writes the file as soon as the daemon is set up.
     let limit = scaled(Duration::from_secs(5));
@@ -243,10 +342,23 @@ fn start(probe: Probe) -> Seen {
         terminal: fs::read_to_string(scratch.join(TERMINAL)).ok(),
     };
     assert_nobody_waited(&scratch, pid, me);
+    assert_caller_unchanged(&caller_before, &seen.caller, &fds_before, &fds_after);
     // Release the daemon first, then reap it: it was re-parented to this process (a child
     // subreaper), and seeing this process wait for it before the release would end it early.
     File::create(scratch.join(RELEASE)).expect("create the release file");
-    let _ = waitpid(pid, None);
+    let ended = wait_for::until_seen(
+        Duration::from_secs(5),
+        &format!("the daemon {pid} to exit once its task returned"),
+        || procfs::state(pid),
+        |s| matches!(s, None | Some('Z')),
+    );
+    let status = waitpid(pid, None);
+    assert!(
+        ended.is_none() || matches!(status, Ok(WaitStatus::Exited(p, 0)) if p == pid),
+        "the daemon (pid {pid}) ended with {status:?} once its task returned: after task() it leaves with \
+         _exit(0)"
+    );
+    let _ = waitpid(mine, None);
     drop(extra);
     seen
 }
@@ -389,6 +501,15 @@ fn keeps_only_dev_null_on_0_1_2() {
                     "fd {n} of the daemon (pid {pid}) is {}, not /dev/null: put 0, 1 and 2 on /dev/null. \
                      /proc/{pid}/fd: {table:?}",
                     f.target
+                ),
+                Some(f) if (n == 0 && !f.readable()) || (n > 0 && !f.writable()) => panic!(
+                    "{} in the daemon (pid {pid}, /proc/{pid}/fdinfo/{n}): fd {n} is the daemon's {}, so it must be \
+                     open for {}; a {} on it fails with EBADF (println! would panic). Open /dev/null with O_RDWR, \
+                     then copy it onto 1 and 2.",
+                    fd_line(f),
+                    ["stdin", "stdout", "stderr"][n as usize],
+                    if n == 0 { "reading" } else { "writing" },
+                    if n == 0 { "read" } else { "write" }
                 ),
                 Some(_) => {}
             }

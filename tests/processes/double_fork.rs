@@ -11,6 +11,21 @@
 //! - a correct caller returns while the grandchild still runs: `/proc` shows it alive, with
 //!   the test process as its parent, and no zombie among the caller's children;
 //! - after the release, a marker file proves the task ran to its end.
+//!
+//! The contract, clause by clause, and the tests that check it:
+//! - the task runs in a grandchild, neither in the caller nor in the child returned:
+//!   `task_runs_in_an_adopted_grandchild` (and every call of `caller_keeps_no_child_...`);
+//! - the middle child exits at once, without waiting for the grandchild; nobody waits for it:
+//!   the same tests (the task's `poll::hold` names a waiting parent);
+//! - the grandchild leaves with `_exit(0)` after the task: the same tests (its status, and
+//!   the marker written after the release);
+//! - the caller waits for the middle child only, which leaves no zombie, and returns its pid:
+//!   the same tests, and `leaves_an_earlier_child_of_the_caller_alone` (a zombie of the
+//!   test's own that any `wait()` would take);
+//! - the caller keeps no child after several calls: `caller_keeps_no_child_after_several_calls`;
+//! - a middle child whose fork fails exits with 1, and the caller returns an error:
+//!   `when_the_second_fork_fails_spawn_detached_returns_an_error` (1 more process allowed,
+//!   `oskata_harness::forks`).
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -223,5 +238,111 @@ fn caller_keeps_no_child_after_several_calls() {
             "children are left after three calls:\n{}",
             tree()
         );
+    });
+}
+
+/// Kills and reaps every child of the caller; returns them as a table, or `None` if none.
+fn clear_children() -> Option<String> {
+    let me = body_pid().expect("inside isolated()");
+    let kids = procfs::children(me);
+    if kids.is_empty() {
+        return None;
+    }
+    let table = evidence::process_table(&kids);
+    for k in &kids {
+        let pid = Pid::from_raw(k.pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+    }
+    Some(table)
+}
+
+/// When the middle child cannot fork the grandchild it exits with 1, and spawn_detached returns
+/// an error. The test lets only 1 more process exist (`oskata_harness::forks`): the middle child
+/// is made, the grandchild's fork fails with `EAGAIN`.
+#[test]
+fn when_the_second_fork_fails_spawn_detached_returns_an_error() {
+    isolated(|| {
+        let limit = match oskata_harness::forks::limit_new_processes(1) {
+            Ok(limit) => limit,
+            Err(why) => {
+                eprintln!("note: this test cannot make fork fail here ({why}); skipped");
+                return;
+            }
+        };
+        let ran = scratch_dir().join(RAN);
+        let marker = ran.clone();
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            student(|| spawn_detached(move || drop(fs::write(&marker, getpid().to_string()))))
+        }));
+        let how = limit.how.clone();
+        drop(limit);
+        let got = got.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let left = clear_children();
+        if let Some(table) = left {
+            panic!(
+                "the middle child's fork failed (the test let spawn_detached start only 1 process: {how}), and the \
+                 caller was left with children after spawn_detached returned {got:?}: the middle child exits at \
+                 once (with 1, since its fork failed), and the caller reaps it.\n{table}"
+            );
+        }
+        if let Ok(middle) = got {
+            let ran_in = fs::read_to_string(&ran)
+                .ok()
+                .and_then(|t| t.parse::<i32>().ok());
+            assert_ne!(
+                ran_in,
+                Some(middle.as_raw()),
+                "the task ran in pid {middle}, the very child spawn_detached returned, not in a grandchild: the \
+                 caller cannot both wait for that child (and so for the task) and leave no zombie. Fork twice: the \
+                 middle child forks the grandchild that runs the task, and exits at once."
+            );
+            panic!(
+                "spawn_detached returned Ok({middle}), but the middle child could not fork the grandchild (the \
+                 test let spawn_detached start only 1 process: {how}), so the task {}. The middle child exits with \
+                 1 when its fork fails, and the caller, seeing that status from waitpid, returns an error instead \
+                 of the pid: a middle child that did not exit with 0 did not start the task.",
+                if ran.exists() {
+                    "ran anyway, in the middle child itself"
+                } else {
+                    "never ran"
+                }
+            );
+        }
+    });
+}
+
+/// The caller waits for the middle child only: an earlier child of the caller, a zombie that
+/// any `wait()` would take, is left alone.
+#[test]
+fn leaves_an_earlier_child_of_the_caller_alone() {
+    isolated(|| {
+        // SAFETY: the test process is single-threaded; the child only calls _exit.
+        let mine = match unsafe { nix::unistd::fork() }.expect("fork") {
+            // SAFETY: _exit ends the child at once.
+            nix::unistd::ForkResult::Child => unsafe { libc::_exit(7) },
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        wait_for::until(
+            Duration::from_secs(5),
+            "the test's own child to exit",
+            || (procfs::state(mine) == Some('Z')).then_some(()),
+        );
+        let (report_r, report_w): (OwnedFd, OwnedFd) = pipe().expect("pipe");
+        let (release_r, release_w): (OwnedFd, OwnedFd) = pipe().expect("pipe");
+        let got = student(|| spawn_detached(task(report_w, release_r)));
+        let still = procfs::state(mine);
+        let table = tree();
+        let _ = write(&release_w, b"go");
+        drop(report_r);
+        let _ = clear_children();
+        assert_eq!(
+            still,
+            Some('Z'),
+            "spawn_detached reaped pid {mine}, a child it did not create: the test forked it earlier and meant to \
+             reap it itself. wait() and waitpid(-1) take any child; wait for the middle child by its pid, \
+             waitpid(middle).\n{table}"
+        );
+        got.unwrap_or_else(|e| panic!("spawn_detached failed: {e}"));
     });
 }

@@ -10,6 +10,24 @@
 //! - in the caller, from `after_adoption`: the orphan's `/proc/<pid>/stat`, whose ppid is the
 //!   kernel's word on who adopted it;
 //! - afterwards: both children reaped (gone from `/proc`), the orphan's wait status.
+//!
+//! The contract, clause by clause, and the tests that check it (`run` checks the first three
+//! on every call):
+//! - the parent forks the orphan, calls `before_parent_exits(orphan)` in itself, then exits:
+//!   `run` (the pid the hook ran in, and the orphan it was given);
+//! - the orphan reports its own pid: `run`;
+//! - the caller's fds are as before (the report pipe closed on both ends): `run`;
+//! - the orphan reports `getppid()` only once it no longer names the original parent:
+//!   `orphan_reports_its_new_parent` (the parent is held alive until the orphan is asleep, and
+//!   its fds are closed while it still lives, so neither an early `getppid()` nor end of file
+//!   on a pipe taken for proof is caught by luck);
+//! - `after_adoption` sees the orphan, still unreaped, adopted by the caller (a subreaper):
+//!   `proc_shows_the_adoption`;
+//! - the caller reaps the parent and then the orphan, and returns the orphan's status:
+//!   `caller_reaps_parent_and_orphan`, `each_call_makes_a_new_orphan`;
+//! - only its own children: `leaves_an_earlier_child_of_the_caller_alone` (a zombie of the
+//!   test's own that any `wait()` would take);
+//! - neither child returns into the caller: `student`'s guard, in every test.
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -48,11 +66,37 @@ struct Seen {
 
 /// Runs in the parent, just before it exits: records the parent's pid, then keeps the parent
 /// alive until the orphan is asleep (waiting for its parent to go) or has exited already.
+/// Then it closes every fd of the parent above 2, as the parent's exit would, but while the
+/// parent still lives, and keeps the parent alive until the orphan has acted on that (exited,
+/// or is asleep again in anything but a read): an orphan that takes end of file on a pipe from
+/// its parent for proof of adoption then reads the old parent's pid, on every run.
 fn hold_parent(orphan: Pid) {
     let _ = fs::write(
         scratch_dir().join("parent"),
         format!("{} {orphan}", getpid()),
     );
+    asleep_or_gone(orphan);
+    // SAFETY: closes this process's own fds above 2; it holds no OwnedFd it will use again, and
+    // all it does afterwards is _exit.
+    unsafe { libc::close_range(3, u32::MAX, 0) };
+    let start = Instant::now();
+    let mut looks = 0;
+    while start.elapsed() < oskata_harness::scaled(Duration::from_secs(3)) {
+        let settled = match procfs::state(orphan) {
+            None | Some('Z') => break,
+            Some('S') => procfs::blocked_read_fd(orphan).is_none(),
+            Some(_) => false,
+        };
+        looks = if settled { looks + 1 } else { 0 };
+        if looks >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// Waits until `orphan` is asleep or has exited (or is gone).
+fn asleep_or_gone(orphan: Pid) {
     let start = Instant::now();
     let mut warned = false;
     while let Some(state) = procfs::state(orphan) {
@@ -75,6 +119,7 @@ fn hold_parent(orphan: Pid) {
 fn run() -> Seen {
     let me = body_pid().expect("inside isolated()");
     let mut adopted = None;
+    let fds_before = procfs::fds(me).expect("read the caller's fds");
     let report = student(|| {
         orphan_and_adopt(hold_parent, |orphan| {
             let stat = procfs::stat(orphan).unwrap_or_else(|_| {
@@ -87,6 +132,7 @@ fn run() -> Seen {
         })
     })
     .unwrap_or_else(|e| panic!("orphan_and_adopt failed: {e}"));
+    let fds_after = procfs::fds(me).expect("read the caller's fds");
     let adopted =
         adopted.unwrap_or_else(|| panic!("orphan_and_adopt never called after_adoption(orphan)"));
     let recorded = fs::read_to_string(scratch_dir().join("parent")).unwrap_or_else(|_| {
@@ -114,6 +160,19 @@ fn run() -> Seen {
          before_parent_exits)",
         report.orphan
     );
+    let opened: Vec<String> = fds_after
+        .iter()
+        .filter(|f| !fds_before.contains(f))
+        .map(|f| format!("fd {} ({})", f.fd, f.target))
+        .collect();
+    assert!(
+        opened.is_empty(),
+        "{} still open in the caller (pid {me}) after orphan_and_adopt returned, and it was not before: the caller \
+         closes its write end of the report pipe right after the fork, and its read end once the report is read. \
+         A write end left open would keep the caller from ever seeing end of file if the orphan died without \
+         reporting.",
+        opened.join(", ")
+    );
     Seen {
         report,
         real_parent,
@@ -134,7 +193,9 @@ fn orphan_reports_its_new_parent() {
                  {} adopted it once pid {got} exited. The orphan read getppid() before its parent had exited: the \
                  test kept pid {got} alive until the orphan was asleep or had exited, so at that moment its parent \
                  was still there. Check getppid() in a loop until it no longer names the original parent, and only \
-                 then report it.",
+                 then report it. (End of file on a pipe from the parent is no proof that it has exited either: a \
+                 dying process closes its files before its children are handed to a new parent, and here the test \
+                 closed the parent's fds while it still lived.)",
                 s.hook_orphan, s.hook_orphan, s.adopted.ppid
             );
         }
@@ -201,5 +262,40 @@ fn each_call_makes_a_new_orphan() {
             procfs::children(body_pid().expect("inside isolated()")).is_empty(),
             "children are left after two calls"
         );
+    });
+}
+
+/// The caller reaps its own children only: an earlier child of the caller, a zombie that any
+/// `wait()` would take, is left alone.
+#[test]
+fn leaves_an_earlier_child_of_the_caller_alone() {
+    isolated(|| {
+        // SAFETY: the test process is single-threaded; the child only calls _exit.
+        let mine = match unsafe { nix::unistd::fork() }.expect("fork") {
+            // SAFETY: _exit ends the child at once.
+            nix::unistd::ForkResult::Child => unsafe { libc::_exit(3) },
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        oskata_harness::poll::until(
+            Duration::from_secs(5),
+            "the test's own child to exit",
+            || (procfs::state(mine) == Some('Z')).then_some(()),
+        );
+        let me = body_pid().expect("inside isolated()");
+        let outcome = std::panic::catch_unwind(run);
+        let state = procfs::state(mine);
+        let kids = procfs::children(me);
+        let table = oskata_harness::evidence::process_table(&kids);
+        for k in &kids {
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(k.pid), None);
+        }
+        assert_eq!(
+            state,
+            Some('Z'),
+            "orphan_and_adopt reaped pid {mine}, a child it did not create: the test forked it earlier and meant to \
+             reap it itself. wait() and waitpid(-1) take any child; wait for the parent and then the orphan by \
+             their own pids.\nThe caller's children now:\n{table}"
+        );
+        outcome.unwrap_or_else(|p| std::panic::resume_unwind(p));
     });
 }

@@ -4,6 +4,29 @@
 //! - after a group signal, the `waitpid` status of every member of the target group
 //!   (`Signaled` with that signal), and for every other process (a second group, a child in
 //!   the caller's group) `/proc` state `S` with no signal pending in `/proc/<pid>/status`.
+//!
+//! The contract, clause by clause, and the tests that check it:
+//! - `spawn_group(n)`: `n` live children of the caller, in one new group led by the first,
+//!   leader first: `children_share_a_new_group` (1, 3, 8);
+//! - the group is set on both sides of each fork, so it is done when spawn_group returns:
+//!   `every_child_is_in_the_group_when_spawn_group_returns` (each child held at birth by
+//!   `oskata_harness::births` until the test has looked, so no scheduler luck decides it);
+//! - the children wait for signals, and a default SIGTERM ends them: the group-signal tests;
+//! - the caller stays in its own group: `check_group`, in every spawn test;
+//! - `n == 0` starts nothing: `spawn_group_of_0_starts_nothing`;
+//! - a failed fork: the children started are killed and waited for, then the error:
+//!   `when_a_fork_fails_the_children_already_started_are_stopped_and_reaped` (only 2 more
+//!   processes allowed, `oskata_harness::forks`; a child of the test in its own group must
+//!   survive the cleanup);
+//! - `group_of` is `getpgid`, `ESRCH` for a reaped pid: `group_of_agrees_with_proc`;
+//! - `signal_group` reaches every member: `a_group_signal_reaches_every_member_and_nothing_else`
+//!   (4 signals), also a member that is not the caller's child (a grandchild that joined the
+//!   group itself): `a_group_signal_reaches_members_that_are_not_the_callers_children`;
+//! - and no other process (a second group, a child in the caller's group, the member's own
+//!   parent): the same two tests;
+//! - `ESRCH` for a group with no member left: `a_group_with_no_members_left_is_esrch`;
+//! - `EINVAL`, nothing sent, for a pgid of 1 or less: `group_0_is_refused_not_the_callers_own`,
+//!   `other_pgids_of_1_or_less_are_refused` (1, a negated pid).
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -106,6 +129,19 @@ fn check_group(n: usize, pids: &[Pid]) {
             "pid {pid} has already exited (it is a zombie): the children should stay alive, waiting for a signal \
              (pause in a loop)\n{table}"
         );
+        assert!(
+            s.pgrp == leader.as_raw() || s.pgrp != mine.pgrp,
+            "pid {pid} is still in the caller's group {} when spawn_group returned (/proc/{pid}/stat): it had not \
+             yet run its own setpgid. After fork either process may run first, and here the child had not run at \
+             all{}. Call setpgid on both sides of the fork, in the parent too (setpgid(child, {leader})), so \
+             every child is in the group by the time spawn_group returns.\n{table}",
+            s.pgrp,
+            if s.state == 't' {
+                " (the test held it at birth, state t in /proc, until spawn_group had returned)"
+            } else {
+                ""
+            }
+        );
         assert_eq!(
             s.pgrp,
             leader.as_raw(),
@@ -127,6 +163,31 @@ fn children_share_a_new_group(#[case] n: usize) {
         let pids = spawn(n);
         check_group(n, &pids);
         stop(&pids);
+    });
+}
+
+/// The group is set on both sides of each fork, so every child is in it by the time
+/// spawn_group returns, whichever of the two runs first. Here each child is held at birth
+/// (`oskata_harness::births`: stopped before it runs any code of its own) until spawn_group
+/// has returned and the test has read its group, so a setpgid left to the child alone has
+/// certainly not happened yet, on every run.
+#[rstest]
+#[case(1)]
+#[case(4)]
+fn every_child_is_in_the_group_when_spawn_group_returns(#[case] n: usize) {
+    isolated(|| {
+        let hold = match oskata_harness::births::hold_new_children(|| false) {
+            Ok(hold) => Some(hold),
+            Err(why) => {
+                eprintln!("note: the test cannot hold new children here ({why}); they run freely");
+                None
+            }
+        };
+        let pids = spawn(n);
+        let outcome = std::panic::catch_unwind(|| check_group(n, &pids));
+        drop(hold);
+        stop(&pids);
+        outcome.unwrap_or_else(|p| std::panic::resume_unwind(p));
     });
 }
 
@@ -363,4 +424,179 @@ fn other_pgids_of_1_or_less_are_refused(#[case] pgid: NotAGroup) {
         );
         stop(&[beside]);
     });
+}
+
+/// The caller's children other than `keep`; kills and reaps them, and returns them as a table.
+fn children_left(keep: &[Pid]) -> Option<String> {
+    let me = body_pid().expect("inside isolated()");
+    let kids: Vec<Stat> = procfs::children(me)
+        .into_iter()
+        .filter(|k| !keep.contains(&Pid::from_raw(k.pid)))
+        .collect();
+    if kids.is_empty() {
+        return None;
+    }
+    let table = process_table(&kids);
+    stop(
+        &kids
+            .iter()
+            .map(|k| Pid::from_raw(k.pid))
+            .collect::<Vec<_>>(),
+    );
+    Some(table)
+}
+
+#[test]
+fn spawn_group_of_0_starts_nothing() {
+    isolated(|| {
+        let pids = spawn(0);
+        let left = children_left(&[]);
+        assert!(
+            pids.is_empty() && left.is_none(),
+            "spawn_group(0) should start no child at all and return no pid; it returned {pids:?} and the caller \
+             now has these children:\n{}",
+            left.unwrap_or_default()
+        );
+    });
+}
+
+/// If a fork fails, the children already started are killed and waited for before the error
+/// is returned. The test lets only 2 more processes exist (`oskata_harness::forks`), so the
+/// third fork fails with `EAGAIN`. A child of the test's own, in the test's group, must
+/// survive the cleanup untouched.
+#[test]
+fn when_a_fork_fails_the_children_already_started_are_stopped_and_reaped() {
+    isolated(|| {
+        let beside = bystander();
+        asleep(&[beside]);
+        let allowed = 2;
+        let limit = match oskata_harness::forks::limit_new_processes(allowed) {
+            Ok(limit) => limit,
+            Err(why) => {
+                eprintln!("note: this test cannot make fork fail here ({why}); skipped");
+                stop(&[beside]);
+                return;
+            }
+        };
+        let got =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| student(|| spawn_group(5))));
+        let how = limit.how.clone();
+        drop(limit);
+        let s = procfs::stat(beside).expect("read the bystander's stat");
+        assert!(
+            s.state == 'S' && !signal_pending(beside),
+            "pid {beside}, a child of the test in the caller's own group, was hit when spawn_group cleaned up after \
+             its failed fork: it is {}{}. Stop the children you started by their own pids, never with kill(0, ..) \
+             (the caller's group) or kill(-1, ..)",
+            state_word(s.state),
+            if signal_pending(beside) {
+                " with a signal pending"
+            } else {
+                ""
+            }
+        );
+        let got = got.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let left = children_left(&[beside]);
+        stop(&[beside]);
+        match (got, left) {
+            (_, Some(table)) => panic!(
+                "the third fork of spawn_group(5) failed (the test let it start only {allowed} processes: {how}), \
+                 and spawn_group left the children it had started behind: if a fork fails, the children already \
+                 started are killed and waited for before the error is returned (a killed child that nobody \
+                 waits for stays a zombie). The caller's children then:\n{table}"
+            ),
+            (Ok(pids), None) => panic!(
+                "spawn_group(5) returned {pids:?}, but the test let it start only {allowed} processes ({how}): \
+                 its third fork must have failed, and it should have returned that error (EAGAIN)"
+            ),
+            (Err(e), None) => assert_eq!(
+                e,
+                Errno::EAGAIN,
+                "the third fork fails with EAGAIN (the test let spawn_group start only {allowed} processes); \
+                 spawn_group should return that error"
+            ),
+        }
+    });
+}
+
+/// A member of the group that is not a child of the caller: a grandchild of the test that
+/// joined the leader's group itself (`setpgid(0, leader)`), under a parent of its own that
+/// stays in the test's group. A group signal reaches it; its parent is not touched.
+#[test]
+fn a_group_signal_reaches_members_that_are_not_the_callers_children() {
+    isolated(|| {
+        let target = spawn(3);
+        let leader = target[0];
+        // SAFETY: the test process is single-threaded; the child forks once and pauses, and
+        // the grandchild joins the group and pauses, both until killed.
+        let parent = match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                // SAFETY: a single-threaded copy; the grandchild only calls setpgid and pause.
+                if let Ok(ForkResult::Child) = unsafe { fork() } {
+                    let _ = nix::unistd::setpgid(Pid::from_raw(0), leader);
+                }
+                loop {
+                    pause();
+                }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        let member = poll::until_seen(
+            Duration::from_secs(5),
+            &format!("a child of pid {parent} asleep in group {leader}"),
+            || {
+                procfs::children(parent)
+                    .into_iter()
+                    .find(|s| s.pgrp == leader.as_raw() && s.state == 'S')
+            },
+            Option::is_some,
+        )
+        .expect("seen");
+        let member_pid = Pid::from_raw(member.pid);
+        asleep(&[target.as_slice(), &[parent]].concat());
+        let before = stats(&[target.as_slice(), &[parent, member_pid]].concat());
+
+        student(|| signal_group(leader, Signal::SIGTERM))
+            .unwrap_or_else(|e| panic!("signal_group({leader}, SIGTERM) failed: {e}"));
+        let (_, alive) = reap_within(&target, scaled(DYING));
+        let member_died = dies_within(member_pid, scaled(DYING));
+        let p = procfs::stat(parent).expect("read stat");
+        let parent_hit = p.state != 'S' || signal_pending(parent);
+        // The member is the parent's child: once the parent is reaped it is the test's.
+        stop(&alive);
+        stop(&[parent]);
+        stop(&[member_pid]);
+        assert!(
+            member_died,
+            "pid {member_pid} is in group {leader} (it joined it itself with setpgid; it is a child of pid {parent}, not a child of the caller), yet signal_group({leader}, SIGTERM) did not reach it: it is still alive {:?} later. A group signal reaches every process in the group, whoever started it: kill(-pgid) does that in one call, while signalling the pids spawn_group returned, or the caller's children, misses the others.\nThe processes before the signal:\n{}",
+            scaled(DYING),
+            process_table(&before)
+        );
+        assert!(
+            alive.is_empty(),
+            "after signal_group({leader}, SIGTERM), {alive:?} of the group's members were still alive:\n{}",
+            process_table(&before)
+        );
+        assert!(
+            !parent_hit,
+            "pid {parent}, in the test's own group and not in group {leader}, was hit by signal_group({leader}, \
+             SIGTERM): it is {}. A group signal must reach the members of that group only\n{}",
+            state_word(p.state),
+            process_table(&before)
+        );
+    });
+}
+
+/// Whether `pid` dies (a zombie, or gone) within `limit`.
+fn dies_within(pid: Pid, limit: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if matches!(procfs::state(pid), None | Some('Z')) {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

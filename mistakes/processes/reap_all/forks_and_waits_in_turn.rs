@@ -1,0 +1,58 @@
+//! Mistake: waits for each child right after forking it, before forking the next; the
+//! children never run side by side, so a fork can never fail for want of room.
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+/// One child to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildSpec {
+    /// The exit code the child ends with.
+    pub code: u8,
+    /// How long the child sleeps before it exits.
+    pub lifetime: Duration,
+}
+
+/// Starts one child per spec and waits for exactly those; see the exercise for the contract.
+pub fn reap_all(specs: &[ChildSpec]) -> nix::Result<Vec<WaitStatus>> {
+    let mut pids: Vec<Pid> = Vec::with_capacity(specs.len());
+    let mut failed = None;
+    let mut statuses = Vec::with_capacity(specs.len());
+    for spec in specs {
+        // SAFETY: the child only sleeps and calls _exit; it never returns into the caller.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                std::thread::sleep(spec.lifetime);
+                // SAFETY: _exit ends the child at once, without running the parent's copied
+                // destructors or atexit handlers; it never returns.
+                unsafe { libc::_exit(spec.code.into()) }
+            }
+            // The mistake: each child is waited for before the next one is forked.
+            Ok(ForkResult::Parent { child }) => {
+                pids.push(child);
+                statuses.push(wait_for(child)?);
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(statuses),
+    }
+}
+
+/// `waitpid(pid)`, again when a signal handler interrupted it (EINTR): the child is still
+/// ours to collect.
+fn wait_for(pid: Pid) -> nix::Result<WaitStatus> {
+    loop {
+        match waitpid(pid, None) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
