@@ -12,6 +12,10 @@
 //!
 //! So the status of a child that exited with code 3 is `0x0300`, of one killed by SIGKILL
 //! (9) `0x0009`, of one stopped by SIGSTOP (19) `0x137f`, and of one continued exactly `0xffff`.
+//! One more case uses bits 16-23: a child traced with `ptrace(2)` can stop at a *ptrace event*
+//! (a fork, an exec, its exit...), and then the event's number sits above an ordinary stop,
+//! e.g. `0x6057f` for a stop by SIGTRAP (5) at `PTRACE_EVENT_EXIT` (6). The stop signal is
+//! still bits 8-15 alone (`WSTOPSIG`), so mask it.
 //! The low 7 bits decide which row you are in: 0 means exited, `0x7f` means stopped or
 //! continued (signal numbers never reach 127), anything else is the number of the signal that
 //! killed it. Bit 7 (`0x80`) says whether the kernel wrote a core dump (核心转储) of the
@@ -58,7 +62,8 @@ pub enum Decoded {
 
 /// Decodes `status`, an `int` exactly as `waitpid(2)` stored it, into what happened.
 ///
-/// Every status the kernel produces is one of the four [`Decoded`] cases.
+/// Every status the kernel produces is one of the four [`Decoded`] cases, a traced child's
+/// stop at a ptrace event included.
 pub fn decode(_status: i32) -> Decoded {
     todo!()
 }
