@@ -210,6 +210,12 @@ fn check_reaped(program: &str, args: &[&str], status: WaitStatus, beside: &[Pid]
         call(program, args)
     );
     if let Some(pid) = status.pid() {
+        assert!(
+            pid.as_raw() > 0,
+            "{} returned {status:?}, a status for pid {pid}, which no process has: return what waitpid said \
+             about the child run forked",
+            call(program, args)
+        );
         assert_ne!(
             pid,
             me,
