@@ -45,6 +45,7 @@ mod exit_flush;
 use exit_flush::*;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,8 @@ use rstest::rstest;
 /// One running writer child and the test's ends of its pipes.
 struct Writer {
     child: Pid,
+    /// How many children spawn_writer had made in this test process before this one.
+    earlier: usize,
     /// Read end of the pipe the child's stdio stream writes to.
     out: OwnedFd,
     /// Read end of the pipe the child's atexit handler writes to.
@@ -145,6 +148,17 @@ fn fail(child: Pid, msg: String) -> ! {
     panic!("{msg}");
 }
 
+/// How many times this test process has called spawn_writer.
+static SPAWNED: AtomicUsize = AtomicUsize::new(0);
+
+/// Calls the student's spawn_writer; returns the child and how many calls came before.
+fn spawn(text: &[u8], leave: Leave, code: u8, fds: WriterFds) -> (Pid, usize) {
+    let earlier = SPAWNED.fetch_add(1, Ordering::SeqCst);
+    let child = student(|| spawn_writer(text, leave, code, fds))
+        .unwrap_or_else(|e| panic!("spawn_writer failed: {e}"));
+    (child, earlier)
+}
+
 /// Makes the three pipes and calls the student's spawn_writer.
 fn start(text: &[u8], leave: Leave, code: u8, how: Go) -> Writer {
     let (go_r, go_w) = pipe().expect("pipe");
@@ -168,8 +182,7 @@ fn start(text: &[u8], leave: Leave, code: u8, how: Go) -> Writer {
         marker: marker_w,
         go: go_r,
     };
-    let child = student(|| spawn_writer(text, leave, code, fds))
-        .unwrap_or_else(|e| panic!("spawn_writer failed: {e}"));
+    let (child, earlier) = spawn(text, leave, code, fds);
     if let Some(waited_for) = watcher.finish() {
         panic!(
             "spawn_writer did not return while its child waited for the go-ahead: the test process was seen \
@@ -181,6 +194,7 @@ fn start(text: &[u8], leave: Leave, code: u8, how: Go) -> Writer {
     }
     Writer {
         child,
+        earlier,
         out,
         marker,
         go,
@@ -304,6 +318,8 @@ fn await_waiting(w: &Writer) {
 /// What one run left in the pipes, and how the child ended.
 struct Outcome {
     child: Pid,
+    /// How many children spawn_writer had made in this test process before this one.
+    earlier: usize,
     status: WaitStatus,
     text: Vec<u8>,
     marks: Vec<u8>,
@@ -394,6 +410,7 @@ fn run_go(text: &[u8], leave: Leave, code: u8, go: Go) -> Outcome {
         out,
         marker,
         go: go_w,
+        earlier,
         ..
     } = w;
     let how = match go_w {
@@ -411,6 +428,7 @@ fn run_go(text: &[u8], leave: Leave, code: u8, go: Go) -> Outcome {
     // The child is gone and the parent closed its copies: all it wrote is in the pipes.
     Outcome {
         child,
+        earlier,
         status,
         text: pending(&out),
         marks: pending(&marker),
@@ -440,6 +458,13 @@ fn verify(text: &[u8], leave: Leave, code: u8, o: &Outcome) -> Result<(), String
             "the atexit handler's pipe received {:?}, which is not {:?} repeated",
             String::from_utf8_lossy(&o.marks),
             String::from_utf8_lossy(HANDLER_MARK)
+        ));
+    }
+    if marks > 1 && o.earlier == 0 {
+        return Err(format!(
+            "the atexit handler ran {marks} times in pid {child}, which left once, and it is the first child this \
+             caller made: each registration with atexit(3) runs once, so the child registered the handler {marks} \
+             times. Register it once, in the child"
         ));
     }
     if marks > 1 {
@@ -569,14 +594,14 @@ fn a_failing_read_on_go_lets_the_child_go(#[case] leave: Leave) {
             marker: marker_w,
             go: go_w,
         };
-        let child = student(|| spawn_writer(text, leave, 6, fds))
-            .unwrap_or_else(|e| panic!("spawn_writer failed: {e}"));
+        let (child, earlier) = spawn(text, leave, 6, fds);
         let status = reap_after(
             child,
             "its read(2) on the go fd failed (EBADF: the fd is a pipe's write end)",
         );
         let o = Outcome {
             child,
+            earlier,
             status,
             text: pending(&out),
             marks: pending(&marker),
