@@ -12,14 +12,15 @@
 //!
 //! So the status of a child that exited with code 3 is `0x0300`, of one killed by SIGKILL
 //! (9) `0x0009`, of one stopped by SIGSTOP (19) `0x137f`, and of one continued exactly `0xffff`.
-//! One more case uses bits 16-23: a child traced with `ptrace(2)` can stop at a *ptrace event*
-//! (a fork, an exec, its exit...), and then the event's number sits above an ordinary stop,
-//! e.g. `0x6057f` for a stop by SIGTRAP (5) at `PTRACE_EVENT_EXIT` (6). The stop signal is
-//! still bits 8-15 alone (`WSTOPSIG`), so mask it.
 //! The low 7 bits decide which row you are in: 0 means exited, `0x7f` means stopped or
 //! continued (signal numbers never reach 127), anything else is the number of the signal that
 //! killed it. Bit 7 (`0x80`) says whether the kernel wrote a core dump (核心转储) of the
 //! killed process; it is *not* part of the signal number.
+//!
+//! One more case reaches above bit 15: a child traced with `ptrace(2)` can stop at a *ptrace
+//! event* (a fork, an exec, its exit...), and then the event's number sits in bits 16-23
+//! above an ordinary stop, e.g. `0x6057f` for a stop by SIGTRAP (5) at `PTRACE_EVENT_EXIT`
+//! (6). The stop signal is still bits 8-15 alone (`WSTOPSIG`), so mask it.
 //!
 //! C gives you macros for this: `WIFEXITED` / `WEXITSTATUS`, `WIFSIGNALED` / `WTERMSIG` /
 //! `WCOREDUMP`, `WIFSTOPPED` / `WSTOPSIG`, `WIFCONTINUED`. The classic bugs are reading
