@@ -56,8 +56,10 @@ use nix::sys::wait::WaitStatus;
 /// returns how it ended.
 ///
 /// The new program's argument vector is `[program, args...]`: its name first, as argv[0].
-/// A `program` without a `/` is looked up in the directories of `PATH`. The child inherits
-/// the caller's fds, stdin and stdout included, except those marked close-on-exec.
+/// A `program` without a `/` is looked up in the directories of `PATH`, and only there (not
+/// in the current directory, unless `PATH` names it); one with a `/` is a path, absolute or
+/// relative to the current directory, and `PATH` plays no part. The child inherits the
+/// caller's fds, stdin and stdout included, except those marked close-on-exec.
 ///
 /// The strings and the argv pointer array are ready before the fork; the child only execs.
 /// If exec fails (no such program, not executable...), the child ends at once with

@@ -17,6 +17,11 @@
 //! killed it. Bit 7 (`0x80`) says whether the kernel wrote a core dump (核心转储) of the
 //! killed process; it is *not* part of the signal number.
 //!
+//! One more case reaches above bit 15: a child traced with `ptrace(2)` can stop at a *ptrace
+//! event* (a fork, an exec, its exit...), and then the event's number sits in bits 16-23
+//! above an ordinary stop, e.g. `0x6057f` for a stop by SIGTRAP (5) at `PTRACE_EVENT_EXIT`
+//! (6). The stop signal is still bits 8-15 alone (`WSTOPSIG`), so mask it.
+//!
 //! C gives you macros for this: `WIFEXITED` / `WEXITSTATUS`, `WIFSIGNALED` / `WTERMSIG` /
 //! `WCOREDUMP`, `WIFSTOPPED` / `WSTOPSIG`, `WIFCONTINUED`. The classic bugs are reading
 //! `WEXITSTATUS` without checking `WIFEXITED` first (a child killed by SIGKILL then "exited
@@ -58,7 +63,8 @@ pub enum Decoded {
 
 /// Decodes `status`, an `int` exactly as `waitpid(2)` stored it, into what happened.
 ///
-/// Every status the kernel produces is one of the four [`Decoded`] cases.
+/// Every status the kernel produces is one of the four [`Decoded`] cases, a traced child's
+/// stop at a ptrace event included.
 pub fn decode(_status: i32) -> Decoded {
     todo!()
 }

@@ -16,8 +16,8 @@
 //!
 //! Without options `waitpid` *blocks* until a selected child terminates (a child that stops
 //! or continues counts only when asked for, with `WUNTRACED` or `WCONTINUED`). With `WNOHANG`
-//! it never blocks: it returns the pid of a selected child that has already exited, or 0 when
-//! there are selected children but none has exited yet (nix calls that
+//! it never blocks: it returns the pid of a selected child that has already ended, or 0 when
+//! there are selected children but none has ended yet (nix calls that
 //! `WaitStatus::StillAlive`). When no child matches the selector at all it fails with
 //! `ECHILD`. A loop of `WNOHANG` calls until 0 or `ECHILD` collects every child that is ready
 //! *now* and leaves the others running: the way a SIGCHLD handler or an event loop reaps.
@@ -49,15 +49,17 @@ pub enum Selector {
 }
 
 /// Waits, blocking, until one child chosen by `selector` has exited (or was killed), collects
-/// it and returns its status.
+/// it and returns its status: `Exited(pid, code)`, or `Signaled(pid, signal, core)`.
 ///
-/// Only exits are waited for (no `WUNTRACED`): a stopped child does not end the wait.
+/// Only ends are waited for (no `WUNTRACED`, no `WCONTINUED`): a child that is stopped, or
+/// continued, does not end the wait.
 pub fn wait_one(_selector: Selector) -> nix::Result<WaitStatus> {
     todo!()
 }
 
-/// Collects every child chosen by `selector` that has already exited, without ever blocking,
-/// and returns their statuses in the order `waitpid` gave them.
+/// Collects every child chosen by `selector` that has already ended (exited, or was killed by
+/// a signal), without ever blocking, and returns their statuses (`Exited` or `Signaled`) in
+/// the order `waitpid` gave them. A stopped child has not ended: it is left alone.
 ///
 /// Stops when `waitpid` says no selected child is ready ([`WaitStatus::StillAlive`]) or that
 /// there is no selected child at all (`ECHILD`, which is not an error here: the result is then

@@ -33,6 +33,7 @@
 //! instead of exiting".
 //!
 //! See ARCHITECTURE.md for the whole design and the reasons behind it.
+pub mod allocator;
 pub mod births;
 mod body;
 pub mod cases;

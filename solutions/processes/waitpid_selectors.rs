@@ -29,12 +29,12 @@ fn target(selector: Selector) -> Pid {
     }
 }
 
-/// Waits, blocking, for one selected child to exit and returns its status.
+/// Waits, blocking, for one selected child to end (exit or be killed) and returns its status.
 pub fn wait_one(selector: Selector) -> nix::Result<WaitStatus> {
     waitpid(target(selector), None)
 }
 
-/// Collects every selected child that has already exited, never blocking.
+/// Collects every selected child that has already ended (exited or killed), never blocking.
 pub fn reap_ready(selector: Selector) -> nix::Result<Vec<WaitStatus>> {
     let mut reaped = Vec::new();
     loop {

@@ -4,6 +4,17 @@
 //! for a real child always comes from the raw status itself (libc's W* macros), never from
 //! what the test assumes the kernel did: the core-dump flag in particular depends on the
 //! machine.
+//!
+//! The contract, clause by clause, and the tests that check it:
+//! - an exit gives its code, 0 to 255: `exit_codes`, `real_children_that_exit`;
+//! - a kill gives the signal, 1 to 64, and the core-dump flag apart from it:
+//!   `killing_signals_with_and_without_core`, `real_children_killed_by_a_signal` (real-time
+//!   signal 40 included), `real_child_that_aborts`;
+//! - a stop gives the stop signal: `stopping_signals`, `real_child_stopped_continued_and_killed`
+//!   (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU);
+//! - a traced child's stop at a ptrace event (bits 16-23) gives the stop signal alone:
+//!   `ptrace_event_stops`, `real_traced_child_stops_at_a_ptrace_event`;
+//! - a continue is `Continued`: `continued`, `real_child_stopped_continued_and_killed`.
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -19,6 +30,8 @@ mod wait_status;
 #[rustfmt::skip] // the copy exists only while the proof runs
 mod wait_status;
 use wait_status::*;
+
+use std::ptr;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{ForkResult, Pid, fork, pause, setpgid};
@@ -72,7 +85,15 @@ fn explain(raw: i32) -> String {
         ),
         Decoded::Stopped { signal } => format!(
             "raw status {raw:#06x}: the low byte is exactly 0x7f, so the child is stopped (WIFSTOPPED) and bits \
-             8-15 are the signal that stopped it (WSTOPSIG) = {signal}"
+             8-15 are the signal that stopped it (WSTOPSIG) = {signal}{}",
+            if raw >> 16 != 0 {
+                format!(
+                    "; bits 16-23 ({}) are the ptrace event of a traced child's stop, not part of the signal",
+                    raw >> 16
+                )
+            } else {
+                String::new()
+            }
         ),
     }
 }
@@ -100,6 +121,10 @@ fn diagnose(expected: Decoded, got: Decoded) -> &'static str {
              bits is not a signal number but the mark of a stop. Test for a stop (the whole low byte is 0x7f, \
              WIFSTOPPED) before taking nonzero low 7 bits for the killing signal: WIFSIGNALED is true only when \
              they are neither 0 nor 0x7f."
+        }
+        (Stopped { signal: s }, Stopped { signal: g }) if g != s && g & 0xff == s => {
+            "\nBits 16-23 of a traced child's stop hold a ptrace event (PTRACE_EVENT_*), which is not part of \
+             the signal: WSTOPSIG is bits 8-15 only, (status >> 8) & 0xff."
         }
         (Continued, Stopped { .. }) => {
             "\n0xffff is the one value that means continued: test for it before testing for a stop (a stop has \
@@ -141,6 +166,11 @@ fn stopped(signal: i32) -> i32 {
     (signal << 8) | 0x7f
 }
 const CONTINUED: i32 = 0xffff;
+/// A traced child's stop at a ptrace event (see ptrace_event in kernel/ptrace.c and
+/// ptrace(2), "PTRACE_EVENT stops"): the event in bits 16-23 above an ordinary stop.
+fn event_stop(event: i32, signal: i32) -> i32 {
+    (event << 16) | stopped(signal)
+}
 
 #[test]
 fn exit_codes() {
@@ -182,6 +212,23 @@ fn stopping_signals() {
             let raw = stopped(signal);
             assert_eq!(oracle(raw), Decoded::Stopped { signal });
             check(raw, &format!("a child stopped by signal {signal}")).map_err(TestCaseError::fail)
+        });
+    });
+}
+
+#[test]
+fn ptrace_event_stops() {
+    isolated(|| {
+        // PTRACE_EVENT_FORK (1) to PTRACE_EVENT_SECCOMP (7), and PTRACE_EVENT_STOP (128).
+        let events = prop::sample::select(vec![1, 2, 3, 4, 5, 6, 7, 128]);
+        cases::check(128, (events, 1i32..=64), |(event, signal)| {
+            let raw = event_stop(event, signal);
+            assert_eq!(oracle(raw), Decoded::Stopped { signal });
+            check(
+                raw,
+                &format!("a traced child stopped by signal {signal} at ptrace event {event}"),
+            )
+            .map_err(TestCaseError::fail)
         });
     });
 }
@@ -287,6 +334,99 @@ fn real_child_that_aborts() {
         );
     });
 }
+
+/// `ptrace(2)` on this child is allowed: it asks for it itself (PTRACE_TRACEME), and the test
+/// process, its parent, traces it. Where a security policy forbids that, the child says so
+/// with the exit code [`NO_PTRACE`] and the test checks that exit alone.
+#[test]
+fn real_traced_child_stops_at_a_ptrace_event() {
+    isolated(|| {
+        let child = spawn(|| {
+            // SAFETY: PTRACE_TRACEME takes no pointers; raise(3) and _exit are
+            // async-signal-safe.
+            unsafe {
+                if libc::ptrace(
+                    libc::PTRACE_TRACEME,
+                    0,
+                    ptr::null_mut::<libc::c_void>(),
+                    ptr::null_mut::<libc::c_void>(),
+                ) != 0
+                {
+                    libc::_exit(NO_PTRACE);
+                }
+                libc::raise(libc::SIGSTOP);
+                libc::_exit(5)
+            }
+        });
+        // A tracee's stops are reported without WUNTRACED.
+        let raw = raw_wait(child, 0);
+        check_or_panic(
+            raw,
+            &format!("pid {child}, traced, stopped itself with SIGSTOP and waitpid reported it"),
+        );
+        if libc::WIFEXITED(raw) {
+            return;
+        }
+        let options = (libc::PTRACE_O_TRACEEXIT | libc::PTRACE_O_EXITKILL) as usize;
+        // SAFETY: PTRACE_SETOPTIONS and PTRACE_CONT on our stopped tracee; no pointers are
+        // dereferenced (the options and the signal travel in the data argument).
+        unsafe {
+            assert_eq!(
+                libc::ptrace(
+                    libc::PTRACE_SETOPTIONS,
+                    child.as_raw(),
+                    ptr::null_mut::<libc::c_void>(),
+                    options as *mut libc::c_void
+                ),
+                0,
+                "PTRACE_SETOPTIONS"
+            );
+            assert_eq!(
+                libc::ptrace(
+                    libc::PTRACE_CONT,
+                    child.as_raw(),
+                    ptr::null_mut::<libc::c_void>(),
+                    ptr::null_mut::<libc::c_void>()
+                ),
+                0,
+                "PTRACE_CONT"
+            );
+        }
+        let raw = raw_wait(child, 0);
+        assert_eq!(
+            raw >> 16,
+            libc::PTRACE_EVENT_EXIT,
+            "the kernel reported {raw:#x} for a tracee stopping at its exit (PTRACE_O_TRACEEXIT)"
+        );
+        check_or_panic(
+            raw,
+            &format!(
+                "pid {child}, traced with PTRACE_O_TRACEEXIT, stopped on its way out and waitpid reported it"
+            ),
+        );
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(
+                libc::ptrace(
+                    libc::PTRACE_CONT,
+                    child.as_raw(),
+                    ptr::null_mut::<libc::c_void>(),
+                    ptr::null_mut::<libc::c_void>()
+                ),
+                0,
+                "PTRACE_CONT"
+            );
+        }
+        let raw = raw_wait(child, 0);
+        check_or_panic(
+            raw,
+            &format!("pid {child} then exited with 5 and waitpid reported it"),
+        );
+    });
+}
+
+/// The exit code of a child that was not allowed to be traced.
+const NO_PTRACE: i32 = 99;
 
 #[rstest]
 #[case::sigstop(Signal::SIGSTOP)]

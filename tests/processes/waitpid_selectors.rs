@@ -13,6 +13,29 @@
 //! counts as blocking only once it has lasted [`ASLEEP`] without the thread waking up in
 //! between (its `voluntary_ctxt_switches` unchanged); then the children are released so
 //! nothing hangs.
+//!
+//! The contract, clause by clause, and the tests that check it:
+//! - `wait_one` returns at once with one selected child that has ended, leaving every other
+//!   child as it was (older ready children outside the selection are there to be taken by a
+//!   wrong selector): `wait_one_for_one_pid`, `wait_one_for_any_child`,
+//!   `wait_one_for_the_own_group`, `wait_one_for_a_given_group`;
+//! - it blocks while every selected child runs, in a wait whose pid argument is the selection
+//!   (a group id passed as a pid is named), and returns the one that then exits:
+//!   `wait_one_blocks_until_a_selected_child_exits`;
+//! - a kill ends the wait as an exit does, with `Signaled`: `wait_one_is_ended_by_a_kill`;
+//! - a stop or a continue does not (no `WUNTRACED`, no `WCONTINUED`): the wait is seen to wake
+//!   for each and go back to sleep, `wait_one_is_not_ended_by_a_stop`;
+//! - `reap_ready` collects exactly the selected children that have ended, at once, with their
+//!   statuses in the order waitpid gave them (oldest first), and never touches a child outside
+//!   the selection: `reap_ready_collects_exactly_the_ready_selected_children`,
+//!   `random_families` (exits, kills and running children in random groups);
+//! - killed children are ended children: `reap_ready_returns_killed_children_too`;
+//! - stopped children are left alone: `reap_ready_leaves_stopped_children_alone`;
+//! - it never blocks: every `reap_ready` test fails a call asleep in a wait for [`ASLEEP`], and
+//!   `reap_ready_returns_at_once_when_nothing_is_ready` has only running children;
+//! - `ECHILD` is no error, the result is what was collected so far:
+//!   `reap_ready_without_children_is_empty` (nothing at all), and every case whose selection's
+//!   last child is collected (`Child`, a group of one) hits `ECHILD` after collecting.
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -39,6 +62,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpgrp, gettid, pipe, read, setpgid, write};
 use oskata_harness::{body_pid, cases, isolated, poll, procfs, scaled, student};
@@ -79,6 +103,8 @@ struct Kid {
     pid: Pid,
     pgid: Pid,
     code: u8,
+    /// The signal the test killed it with, if it did: then it ends Signaled, not Exited.
+    killed: Option<Signal>,
     /// The write end of the child's pipe: one byte (or closing it) lets the child exit.
     release: Option<OwnedFd>,
 }
@@ -142,6 +168,7 @@ impl Family {
                 pid,
                 pgid,
                 code,
+                killed: None,
                 release: Some(release),
             });
         }
@@ -178,8 +205,42 @@ impl Family {
         }
     }
 
+    /// Kills the child at `i` with `signal` and waits until `/proc` shows it as a zombie.
+    fn kill(&mut self, i: usize, signal: Signal) {
+        let pid = self.kids[i].pid;
+        kill(pid, signal).expect("kill");
+        self.kids[i].killed = Some(signal);
+        poll::until(SETTLE, &format!("pid {pid} to die of {signal}"), || {
+            matches!(kid_state(pid), Some('Z') | None).then_some(())
+        });
+        // Its release must never be written: a pipe with no reader left raises SIGPIPE.
+        self.kids[i].release = None;
+    }
+
+    /// Continues the stopped child at `i` and waits until `/proc` no longer shows it stopped.
+    fn cont(&self, i: usize) {
+        let pid = self.kids[i].pid;
+        kill(pid, Signal::SIGCONT).expect("kill SIGCONT");
+        poll::until(SETTLE, &format!("pid {pid} to continue"), || {
+            (kid_state(pid) != Some('T')).then_some(())
+        });
+    }
+
+    /// Stops the child at `i` with SIGSTOP and waits until `/proc` shows it stopped (`T`).
+    fn stop(&self, i: usize) {
+        let pid = self.kids[i].pid;
+        kill(pid, Signal::SIGSTOP).expect("kill SIGSTOP");
+        poll::until(SETTLE, &format!("pid {pid} to stop"), || {
+            (kid_state(pid) == Some('T')).then_some(())
+        });
+    }
+
     /// Lets every child exit and reaps what is left, so the test leaves nothing behind.
     fn finish(&mut self) {
+        for kid in &self.kids {
+            // A stopped child could not read its release.
+            let _ = kill(kid.pid, Signal::SIGCONT);
+        }
         let all: Vec<usize> = (0..self.kids.len()).collect();
         self.release(&all);
         for kid in &self.kids {
@@ -199,10 +260,12 @@ impl Family {
         } else {
             format!("group {}", kid.pgid)
         };
-        let state = match state {
-            Some('Z') => "exited, a zombie",
-            Some(_) => "still running",
-            None => "gone",
+        let state = match (state, kid.killed) {
+            (Some('Z'), Some(signal)) => format!("killed by {signal}, a zombie"),
+            (Some('Z'), None) => "exited, a zombie".to_string(),
+            (Some('T'), _) => "stopped by a signal, still alive".to_string(),
+            (Some(_), _) => "still running".to_string(),
+            (None, _) => "gone".to_string(),
         };
         format!("pid {pid} ({group}, {state})")
     }
@@ -281,6 +344,9 @@ fn covered_by(fam: &Family, selector: Selector) -> Vec<Pid> {
         .collect()
 }
 
+/// Where the thread running the student's call sends what the call returned (or its panic).
+type Reply<T> = Receiver<Result<T, Box<dyn Any + Send>>>;
+
 /// How the student's call ended, as seen from the test's main thread.
 enum Outcome<T> {
     Returned(T),
@@ -288,7 +354,9 @@ enum Outcome<T> {
     Blocked {
         pid: i32,
         options: u64,
-        rx: Receiver<Result<T, Box<dyn Any + Send>>>,
+        /// The thread running the call.
+        tid: i32,
+        rx: Reply<T>,
     },
 }
 
@@ -367,7 +435,12 @@ fn watch<T: Send + 'static>(what: &str, call: impl FnOnce() -> T + Send + 'stati
                 if a.pid == pid && a.options == options && sleeps_of(t) == Some(a.sleeps) =>
             {
                 if a.since.elapsed() >= scaled(ASLEEP) {
-                    return Outcome::Blocked { pid, options, rx };
+                    return Outcome::Blocked {
+                        pid,
+                        options,
+                        tid: t,
+                        rx,
+                    };
                 }
             }
             (Some((pid, options)), _) => {
@@ -398,7 +471,7 @@ fn blocked_failure<T>(
     selector: Selector,
     pid: i32,
     options: u64,
-    rx: Receiver<Result<T, Box<dyn Any + Send>>>,
+    rx: Reply<T>,
     why: String,
 ) -> ! {
     let own = fam.own;
@@ -436,12 +509,39 @@ fn verify(
 ) -> Result<(), String> {
     let mut collected = Vec::new();
     for status in got {
-        let (pid, code) = match *status {
-            WaitStatus::Exited(pid, code) => (pid, code),
+        let pid = match *status {
+            WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _) => pid,
+            WaitStatus::Stopped(pid, signal) => {
+                return Err(format!(
+                    "{call} returned {status:?}: {} was stopped by {signal}, and a stop is not an end (the child \
+                     can be continued and still has to exit). waitpid reports stops only when asked with WUNTRACED; \
+                     {call} waits for children that ended (exited or were killed), so give waitpid no WUNTRACED",
+                    fam.name(pid, kid_state(pid))
+                ));
+            }
+            WaitStatus::Continued(pid) => {
+                return Err(format!(
+                    "{call} returned {status:?}: {} was continued by SIGCONT, which is not an end. waitpid \
+                     reports that only when asked with WCONTINUED; {call} waits for children that ended (exited or \
+                     were killed), so give waitpid no WCONTINUED",
+                    fam.name(pid, kid_state(pid))
+                ));
+            }
+            WaitStatus::StillAlive => {
+                return Err(format!(
+                    "{call} returned StillAlive among its statuses: that is waitpid's answer that no selected child \
+                     has ended yet (WNOHANG), not the status of a child. {}",
+                    if all_ready {
+                        "It ends reap_ready's loop and is not part of the result"
+                    } else {
+                        "wait_one must block, without WNOHANG, until a selected child ends"
+                    }
+                ));
+            }
             other => {
                 return Err(format!(
-                    "{call} returned {other:?}: the selected children here exit with a code, so every status \
-                     should be Exited(pid, code)"
+                    "{call} returned {other:?}: the selected children here end by exiting or by a kill, so every \
+                     status should be Exited(pid, code) or Signaled(pid, signal, core)"
                 ));
             }
         };
@@ -460,34 +560,72 @@ fn verify(
         }
         if before[i] != Some('Z') {
             return Err(format!(
-                "{call} collected {}: it waited for a child that had not exited yet",
+                "{call} collected {}: it waited for a child that had not ended yet",
                 fam.name(pid, before[i])
             ));
         }
-        if code != i32::from(kid.code) {
-            return Err(format!(
-                "{call} says pid {pid} exited with {code}, but it exits with {}",
-                kid.code
-            ));
+        match (*status, kid.killed) {
+            (WaitStatus::Exited(_, code), None) if code == i32::from(kid.code) => {}
+            (WaitStatus::Signaled(_, signal, _), Some(killed)) if signal == killed => {}
+            (WaitStatus::Exited(_, code), None) => {
+                return Err(format!(
+                    "{call} says pid {pid} exited with {code}, but it exits with {}",
+                    kid.code
+                ));
+            }
+            (_, Some(killed)) => {
+                return Err(format!(
+                    "{call} returned {status:?} for pid {pid}, which the test killed with {killed}: return each \
+                     status as waitpid gave it, here Signaled({pid}, {killed}, ..)"
+                ));
+            }
+            (_, None) => {
+                return Err(format!(
+                    "{call} returned {status:?} for pid {pid}, which exited with code {}: return each status as \
+                     waitpid gave it, here Exited({pid}, {})",
+                    kid.code, kid.code
+                ));
+            }
         }
         if collected.contains(&pid) {
             return Err(format!("{call} returned pid {pid} twice"));
         }
         collected.push(pid);
     }
+    // No selected child left at all: the next waitpid after the last collection said ECHILD.
+    let none_left = fam
+        .kids
+        .iter()
+        .all(|k| !fam.selects(selector, k) || kid_state(k.pid).is_none());
     for (i, kid) in fam.kids.iter().enumerate() {
         let now = kid_state(kid.pid);
         let returned = collected.contains(&kid.pid);
-        if now.is_none() && !returned {
+        if now.is_none() && !returned && !fam.selects(selector, kid) {
             return Err(format!(
-                "{} was collected by {call}, which returned no status for it{}: {}.",
+                "{} was collected by {call}, which returned no status for it, and it is a child outside the \
+                 selection: {}.",
                 fam.name(kid.pid, before[i]),
-                if fam.selects(selector, kid) {
-                    ""
-                } else {
-                    ", and it is a child outside the selection"
-                },
                 meaning(selector, fam.own)
+            ));
+        }
+        if now.is_none() && !returned {
+            let killed = match kid.killed {
+                Some(signal) => format!(
+                    " It was killed by {signal}, and waitpid reported that as Signaled: a kill ends a child as \
+                     surely as an exit does, so its status belongs in the result too."
+                ),
+                None => String::new(),
+            };
+            let echild = if all_ready && none_left {
+                " No selected child is left now, so the waitpid after the last one failed with ECHILD: that ends \
+                 the loop with what was collected so far, which is the result, not an error and not nothing."
+            } else {
+                ""
+            };
+            return Err(format!(
+                "{} was collected by {call}, which returned no status for it: every status waitpid gives back \
+                 belongs in the result.{killed}{echild}",
+                fam.name(kid.pid, before[i]),
             ));
         }
         if all_ready
@@ -521,6 +659,25 @@ fn verify(
             meaning(selector, fam.own)
         ));
     }
+    // waitpid reports ready children oldest first (the kernel walks its list of children in
+    // the order they were forked), and the result keeps that order.
+    let order: Vec<usize> = collected
+        .iter()
+        .filter_map(|pid| fam.kids.iter().position(|k| k.pid == *pid))
+        .collect();
+    if order.windows(2).any(|w| w[0] > w[1]) {
+        let oldest_first: Vec<Pid> = fam
+            .kids
+            .iter()
+            .map(|k| k.pid)
+            .filter(|pid| collected.contains(pid))
+            .collect();
+        return Err(format!(
+            "{call} returned the statuses of {collected:?} in another order than waitpid gave them ({oldest_first:?}: \
+             of several ready children waitpid reports the oldest first). Keep each status in the order of the call \
+             that returned it"
+        ));
+    }
     if !all_ready && collected.len() != 1 {
         return Err(format!(
             "{call} should collect exactly one child; it returned {got:?}"
@@ -547,7 +704,9 @@ fn wait_one_ready(mut fam: Family, selector: Selector) {
             fam.finish();
             checked.unwrap_or_else(|why| panic!("{why}"));
         }
-        Outcome::Blocked { pid, options, rx } => {
+        Outcome::Blocked {
+            pid, options, rx, ..
+        } => {
             let why = format!(
                 "It should have returned at once: the selection covers {}, which had already exited. {}.",
                 ready.join(" and "),
@@ -565,10 +724,34 @@ fn reap_ready_now(fam: &mut Family, selector: Selector) -> Result<(), String> {
     let before = states(fam);
     match watch(&call, move || reap_ready(selector)) {
         Outcome::Returned(got) => {
-            let got = got.map_err(|e| format!("{call} failed: {e}"))?;
+            let got = match got {
+                Ok(got) => got,
+                Err(Errno::ECHILD) => {
+                    let taken: Vec<String> = fam
+                        .kids
+                        .iter()
+                        .enumerate()
+                        .filter(|&(i, k)| before[i].is_some() && kid_state(k.pid).is_none())
+                        .map(|(i, k)| fam.name(k.pid, before[i]))
+                        .collect();
+                    return Err(format!(
+                        "{call} failed with ECHILD{}. ECHILD means that no selected child is left (any more): it \
+                         ends the loop, and is not an error here. Return what was collected so far, possibly \
+                         nothing",
+                        if taken.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", after collecting {}", taken.join(" and "))
+                        }
+                    ));
+                }
+                Err(e) => return Err(format!("{call} failed: {e}")),
+            };
             verify(fam, &call, selector, &before, &got, true)
         }
-        Outcome::Blocked { pid, options, rx } => {
+        Outcome::Blocked {
+            pid, options, rx, ..
+        } => {
             let running: Vec<String> = fam
                 .kids
                 .iter()
@@ -675,7 +858,9 @@ fn wait_one_blocks_until_a_selected_child_exits(#[case] pick: Pick, #[case] targ
                     meaning(selector, fam.own)
                 );
             }
-            Outcome::Blocked { pid, options, rx } => {
+            Outcome::Blocked {
+                pid, options, rx, ..
+            } => {
                 // Asleep, as it should be; but waiting for the right children?
                 if covered_by_arg(&fam, pid) != covered_by(&fam, selector) {
                     let why = format!("That is not the selection: {}.", meaning(selector, fam.own));
@@ -707,6 +892,145 @@ fn wait_one_blocks_until_a_selected_child_exits(#[case] pick: Pick, #[case] targ
     });
 }
 
+/// The call runs on a thread and is asleep in a wait, as a blocking wait_one must be while
+/// every selected child runs; fails (after cleaning up) if it returned instead.
+fn blocked_call(
+    fam: &mut Family,
+    call: &str,
+    selector: Selector,
+) -> (i32, Reply<nix::Result<WaitStatus>>) {
+    match watch(call, move || wait_one(selector)) {
+        Outcome::Returned(got) => {
+            fam.finish();
+            panic!(
+                "{call} returned {got:?} while every selected child was still running: wait_one must block \
+                 (no WNOHANG) until a selected child ends. {}.",
+                meaning(selector, fam.own)
+            );
+        }
+        Outcome::Blocked { tid, rx, .. } => (tid, rx),
+    }
+}
+
+/// After a selected child stopped or continued, which wakes a parent waiting for it: what the
+/// call on thread `tid` returned, if it did, or `None` once it sleeps in the wait again (one
+/// more voluntary context switch than `slept`, counted before the signal was sent).
+fn returned_or_slept_again<T>(rx: &Reply<T>, tid: i32, slept: u64, event: &str) -> Option<T> {
+    let what = format!("the call to return or to sleep again in its wait after {event}");
+    let result = poll::until(SETTLE, &what, || {
+        if let Ok(result) = rx.try_recv() {
+            return Some(Some(result));
+        }
+        let again = blocked_wait(tid).is_some() && sleeps_of(tid).is_some_and(|n| n > slept);
+        again.then_some(None)
+    })?;
+    Some(result.unwrap_or_else(|p| panic::resume_unwind(p)))
+}
+
+/// The G1 member (kid 3) is selected by each case; it is stopped while wait_one waits. A stop
+/// is not an end: the kernel wakes a parent that waits for a child when that child stops, and
+/// a wait for ends goes back to sleep, which `/proc` shows (asleep in the wait again, with one
+/// more voluntary context switch). The same for SIGCONT, which wakes it too. Then the child
+/// exits, and wait_one returns that exit.
+#[rstest]
+#[case::one_pid(Pick::ChildMember)]
+#[case::any_child(Pick::Any)]
+#[case::given_group(Pick::G1)]
+fn wait_one_is_not_ended_by_a_stop(#[case] pick: Pick) {
+    isolated(|| {
+        let mut fam = Family::standard();
+        let selector = pick.selector(&fam);
+        let call = format!("wait_one({})", show(selector));
+        let (tid, rx) = blocked_call(&mut fam, &call, selector);
+        let target = 3;
+        let slept = sleeps_of(tid).expect("the call's thread in /proc");
+        fam.stop(target);
+        if let Some(got) = returned_or_slept_again(&rx, tid, slept, "the stop") {
+            let who = fam.name(fam.pid(target), kid_state(fam.pid(target)));
+            fam.finish();
+            panic!(
+                "{call} returned {got:?} as soon as {who} was stopped by SIGSTOP: a stop is not an end (the child \
+                 can be continued, and has still to exit). waitpid reports stops only when asked with WUNTRACED; \
+                 wait_one waits until a selected child ends (exits or is killed), so give waitpid no WUNTRACED"
+            );
+        }
+        let slept = sleeps_of(tid).expect("the call's thread in /proc");
+        fam.cont(target);
+        if let Some(got) = returned_or_slept_again(&rx, tid, slept, "the continue") {
+            let who = fam.name(fam.pid(target), kid_state(fam.pid(target)));
+            fam.finish();
+            panic!(
+                "{call} returned {got:?} as soon as {who} was continued by SIGCONT: that is not an end either. \
+                 waitpid reports it only when asked with WCONTINUED; wait_one waits until a selected child ends \
+                 (exits or is killed), so give waitpid no WCONTINUED"
+            );
+        }
+        let mut before = states(&fam);
+        fam.release(&[target]);
+        before[target] = Some('Z');
+        let who = fam.name(fam.pid(target), Some('Z'));
+        let Ok(result) = rx.recv_timeout(scaled(SETTLE)) else {
+            fam.finish();
+            panic!(
+                "{call} stayed asleep for {:?} after {who} was stopped, continued and then exited, although the \
+                 selection covers it: {}.",
+                scaled(SETTLE),
+                meaning(selector, fam.own)
+            );
+        };
+        let got = result
+            .unwrap_or_else(|p| panic::resume_unwind(p))
+            .unwrap_or_else(|e| panic!("{call} failed: {e}"));
+        let checked = verify(&fam, &call, selector, &before, &[got], false);
+        fam.finish();
+        checked.unwrap_or_else(|why| panic!("{why}"));
+    });
+}
+
+/// The G1 member (kid 3), selected by each case, is killed with SIGKILL while wait_one waits:
+/// a kill ends a child, so wait_one returns at once with `Signaled(pid, SIGKILL, false)`.
+#[rstest]
+#[case::one_pid(Pick::ChildMember)]
+#[case::any_child(Pick::Any)]
+#[case::given_group(Pick::G1)]
+fn wait_one_is_ended_by_a_kill(#[case] pick: Pick) {
+    isolated(|| {
+        let mut fam = Family::standard();
+        let selector = pick.selector(&fam);
+        let call = format!("wait_one({})", show(selector));
+        let (_, rx) = blocked_call(&mut fam, &call, selector);
+        let target = 3;
+        let mut before = states(&fam);
+        fam.kill(target, Signal::SIGKILL);
+        before[target] = Some('Z');
+        let who = fam.name(fam.pid(target), Some('Z'));
+        let Ok(result) = rx.recv_timeout(scaled(SETTLE)) else {
+            fam.finish();
+            panic!(
+                "{call} stayed asleep for {:?} after {who}, although the selection covers it: a kill ends a \
+                 child as surely as an exit does, and waitpid reports it as Signaled(pid, signal, core). Return \
+                 that status; do not wait again for an Exited one",
+                scaled(SETTLE)
+            );
+        };
+        let got = match result.unwrap_or_else(|p| panic::resume_unwind(p)) {
+            Ok(got) => got,
+            Err(Errno::ECHILD) => {
+                fam.finish();
+                panic!(
+                    "{call} failed with ECHILD after {who}: waitpid had reported the kill (Signaled) and collected \
+                     the child, and the call then waited again, for a child that no longer existed: a kill ends a \
+                     child as surely as an exit does. Return the Signaled status"
+                );
+            }
+            Err(e) => panic!("{call} failed: {e}"),
+        };
+        let checked = verify(&fam, &call, selector, &before, &[got], false);
+        fam.finish();
+        checked.unwrap_or_else(|why| panic!("{why}"));
+    });
+}
+
 /// Ready: a child of the own group, the G2 leader and the G1 member; still running: the G1
 /// leader and another child of the own group. reap_ready collects exactly the ready ones
 /// its selector covers, at once.
@@ -721,6 +1045,46 @@ fn reap_ready_collects_exactly_the_ready_selected_children(#[case] pick: Pick) {
     isolated(|| {
         let mut fam = Family::standard();
         fam.release(&[0, 1, 3]);
+        let selector = pick.selector(&fam);
+        let checked = reap_ready_now(&mut fam, selector);
+        fam.finish();
+        checked.unwrap_or_else(|why| panic!("{why}"));
+    });
+}
+
+/// Ended: a child of the own group and the G1 leader by exiting, the G1 member by SIGKILL; still
+/// running: the G2 leader and another child of the own group. A kill is an end too: reap_ready
+/// returns its Signaled status with the exits.
+#[rstest]
+#[case::one_killed_pid(Pick::ChildMember)]
+#[case::any_child(Pick::Any)]
+#[case::group_of_an_exit_and_a_kill(Pick::G1)]
+fn reap_ready_returns_killed_children_too(#[case] pick: Pick) {
+    isolated(|| {
+        let mut fam = Family::standard();
+        fam.release(&[0, 2]);
+        fam.kill(3, Signal::SIGKILL);
+        let selector = pick.selector(&fam);
+        let checked = reap_ready_now(&mut fam, selector);
+        fam.finish();
+        checked.unwrap_or_else(|why| panic!("{why}"));
+    });
+}
+
+/// Exited: a child of the own group; stopped by SIGSTOP: the G1 member and the other child of
+/// the own group. A stop is not an end: reap_ready collects the exit only and leaves the
+/// stopped children alone.
+#[rstest]
+#[case::one_stopped_pid(Pick::ChildMember)]
+#[case::any_child(Pick::Any)]
+#[case::own_group(Pick::Own)]
+#[case::given_group(Pick::G1)]
+fn reap_ready_leaves_stopped_children_alone(#[case] pick: Pick) {
+    isolated(|| {
+        let mut fam = Family::standard();
+        fam.release(&[0]);
+        fam.stop(3);
+        fam.stop(4);
         let selector = pick.selector(&fam);
         let checked = reap_ready_now(&mut fam, selector);
         fam.finish();
@@ -768,11 +1132,12 @@ fn reap_ready_without_children_is_empty() {
     });
 }
 
-/// Random families, random children ready, a random selector.
+/// Random families, random children ended (by an exit or a kill), a random selector.
 #[test]
 fn random_families() {
     isolated(|| {
-        let places = prop::collection::vec((0u8..3, any::<bool>()), 1..7);
+        // Each child: its group, and whether it still runs (0), exits (1) or is killed (2).
+        let places = prop::collection::vec((0u8..3, 0u8..3), 1..7);
         let strategy = (places, 0u8..5, any::<prop::sample::Index>());
         cases::check(24, strategy, |(kids, kind, index)| {
             let places: Vec<Where> = kids
@@ -780,8 +1145,11 @@ fn random_families() {
                 .map(|&(g, _)| [Where::Own, Where::G1, Where::G2][g as usize])
                 .collect();
             let mut fam = Family::build(&places);
-            let ready: Vec<usize> = (0..kids.len()).filter(|&i| kids[i].1).collect();
+            let ready: Vec<usize> = (0..kids.len()).filter(|&i| kids[i].1 == 1).collect();
             fam.release(&ready);
+            for i in (0..kids.len()).filter(|&i| kids[i].1 == 2) {
+                fam.kill(i, Signal::SIGTERM);
+            }
             let selector = match kind {
                 0 => Selector::Child(fam.pid(index.index(kids.len()))),
                 1 => Selector::AnyChild,

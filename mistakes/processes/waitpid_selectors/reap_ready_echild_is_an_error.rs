@@ -1,0 +1,50 @@
+//! Mistake: reap_ready accepts ECHILD only as the answer to its first call, and reports it as
+//! an error when the selection runs out after collecting, losing what was collected.
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// Which children of the caller a wait may collect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selector {
+    /// Only the child with this pid.
+    Child(Pid),
+    /// Any child of the caller.
+    AnyChild,
+    /// Any child in the caller's own process group.
+    OwnGroup,
+    /// Any child in the process group with this id (a positive pgid).
+    Group(Pid),
+}
+
+/// waitpid's first argument for `selector`: pid, -1, 0 or -pgid.
+fn target(selector: Selector) -> Pid {
+    match selector {
+        Selector::Child(pid) => pid,
+        Selector::AnyChild => Pid::from_raw(-1),
+        Selector::OwnGroup => Pid::from_raw(0),
+        Selector::Group(pgid) => Pid::from_raw(-pgid.as_raw()),
+    }
+}
+
+/// Waits, blocking, for one selected child to end (exit or be killed) and returns its status.
+pub fn wait_one(selector: Selector) -> nix::Result<WaitStatus> {
+    waitpid(target(selector), None)
+}
+
+/// Collects every selected child that has already ended (exited or killed), never blocking.
+pub fn reap_ready(selector: Selector) -> nix::Result<Vec<WaitStatus>> {
+    let mut reaped = Vec::new();
+    loop {
+        match waitpid(target(selector), Some(WaitPidFlag::WNOHANG)) {
+            // Selected children exist, but none has exited yet.
+            Ok(WaitStatus::StillAlive) => return Ok(reaped),
+            Ok(status) => reaped.push(status),
+            // No selected child at all (any more).
+            // The mistake: ECHILD counts as "no children" only before anything was collected.
+            Err(Errno::ECHILD) if reaped.is_empty() => return Ok(reaped),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
