@@ -3,21 +3,45 @@
 //! process stuck reading a pipe, who keeps it from ever seeing end-of-file.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use nix::unistd::Pid;
 
+use crate::fdtable;
 use crate::procfs::{self, Fd, Stat};
 
 /// The variable that names the inodes of the harness's own pipes (captured output, results),
 /// which the tables leave out: they are not the test's business.
 pub(crate) const HARNESS_PIPES_ENV: &str = "OSKATA_HARNESS_PIPES";
 
+/// The inodes of the supervisor's own pipes, which it names here before the body starts
+/// (the body learns them from [`HARNESS_PIPES_ENV`] instead).
+static OWN_PIPES: OnceLock<Vec<u64>> = OnceLock::new();
+
+/// Leaves the pipes with these inodes out of every fd table this process prints.
+pub(crate) fn hide_pipes(inodes: Vec<u64>) {
+    let _ = OWN_PIPES.set(inodes);
+}
+
 fn harness_pipes() -> Vec<u64> {
-    std::env::var(HARNESS_PIPES_ENV)
+    let mut inodes: Vec<u64> = std::env::var(HARNESS_PIPES_ENV)
         .unwrap_or_default()
         .split(',')
         .filter_map(|s| s.parse().ok())
-        .collect()
+        .collect();
+    inodes.extend(OWN_PIPES.get().into_iter().flatten());
+    inodes
+}
+
+/// Whether `f` is one of the harness's own fds, which it keeps at [`fdtable::HIGH_FD_MIN`] and
+/// up: its reserve of `/dev/null`, the directory fds it holds. A pipe or socket there may be
+/// the test's (moved high, or opened when the table was nearly full), so those stay in the
+/// tables unless they are the harness's pipes.
+fn harness_fd(f: &Fd, pipes: &[u64]) -> bool {
+    match f.pipe_inode() {
+        Some(inode) => pipes.contains(&inode),
+        None => f.fd >= fdtable::HIGH_FD_MIN && !f.target.starts_with("socket:"),
+    }
 }
 
 /// How many processes a table shows, and how many holders of a pipe end a line names: a fork
@@ -160,6 +184,63 @@ pub(crate) fn activity(p: &Stat) -> Option<String> {
     }
 }
 
+/// How many threads of one process [`thread_lines`] names.
+const MAX_THREADS: usize = 16;
+
+/// One line for each thread of a multi-threaded process `p` (read with the tree stopped):
+/// where it was, in user space or in which system call, and for a futex wait the address it
+/// waits on, so that a deadlock shows which threads wait on which lock. Empty for a process
+/// with one thread (its [`activity`] says it all).
+pub(crate) fn thread_lines(p: &Stat) -> Vec<String> {
+    let pid = Pid::from_raw(p.pid);
+    let Ok(tids) = procfs::threads(pid) else {
+        return Vec::new();
+    };
+    if tids.len() < 2 {
+        return Vec::new();
+    }
+    let mut lines: Vec<String> = tids
+        .iter()
+        .take(MAX_THREADS)
+        .filter_map(|&tid| {
+            let comm = procfs::task_stat(pid, tid).ok()?.comm;
+            let who = format!("pid {} thread {tid} ({comm})", p.pid);
+            if procfs::thread_in_user_space(pid, tid) {
+                return Some(format!(
+                    "{who}: in user space, not in a system call (running, or spinning in a loop)"
+                ));
+            }
+            let call = procfs::thread_syscall(pid, tid)?;
+            Some(format!("{who}: in the system call {}", call_detail(&call)))
+        })
+        .collect();
+    if tids.len() > MAX_THREADS {
+        lines.push(format!(
+            "pid {}: and {} more threads",
+            p.pid,
+            tids.len() - MAX_THREADS
+        ));
+    }
+    lines
+}
+
+/// A system call's name, and for a futex its operation and address.
+fn call_detail(call: &procfs::Syscall) -> String {
+    if call.nr != libc::SYS_futex {
+        return syscall_name(call.nr);
+    }
+    // The operation without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME.
+    let op = match (call.args[1] & 0x7f) as i32 {
+        libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET => "a futex wait",
+        libc::FUTEX_LOCK_PI | libc::FUTEX_LOCK_PI2 => "a futex priority-inheritance lock",
+        _ => "a futex operation",
+    };
+    format!(
+        "futex ({op} on address {:#x}: a lock, condition variable, channel or join it waits for)",
+        call.args[0]
+    )
+}
+
 /// `Z` -> `Z (zombie)` and so on, so the letters teach as they go.
 pub fn state_word(state: char) -> String {
     let word = match state {
@@ -236,9 +317,7 @@ fn read_fds(procs: &[Stat]) -> BTreeMap<i32, Vec<Fd>> {
             };
             let shown = fds
                 .into_iter()
-                .filter(|f| {
-                    !f.pipe_inode().is_some_and(|i| hidden.contains(&i)) && f.target != listing
-                })
+                .filter(|f| !harness_fd(f, &hidden) && f.target != listing)
                 .collect();
             Some((p.pid, shown))
         })
@@ -355,8 +434,10 @@ pub fn describe(procs: &[Stat]) -> String {
         return "  (no processes)\n".into();
     }
     let mut out = format!("{}{}", process_table(procs), fd_tables(procs));
-    for line in procs.iter().take(MAX_ROWS).filter_map(activity) {
-        let _ = writeln!(out, "  {line}");
+    for p in procs.iter().take(MAX_ROWS) {
+        for line in activity(p).into_iter().chain(thread_lines(p)) {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     for line in stuck_waiters(procs) {
         let _ = writeln!(out, "  {line}");

@@ -430,6 +430,12 @@ pub fn in_user_space(pid: Pid) -> bool {
     fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|t| t.starts_with("-1 "))
 }
 
+/// Whether thread `tid` of process `pid` is in user space (see [`in_user_space`]).
+pub fn thread_in_user_space(pid: Pid, tid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall"))
+        .is_ok_and(|t| t.starts_with("-1 "))
+}
+
 /// What thread `tid` of process `pid` is blocked in (see [`syscall`]).
 pub fn thread_syscall(pid: Pid, tid: i32) -> Option<Syscall> {
     Syscall::parse(&fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?)

@@ -81,6 +81,14 @@ pub(crate) fn run(opts: &Isolation, name: &str, body: impl FnOnce()) -> ! {
         Ok(pipe) => pipe,
         Err(e) => finish(fatal(format!("pipe2 failed: {e}"))),
     };
+    // Its own pipes are not the test's business: the evidence leaves them out.
+    evidence::hide_pipes(
+        [&res_r, &out_r]
+            .iter()
+            .filter_map(|fd| nix::sys::stat::fstat(fd).ok())
+            .map(|st| st.st_ino)
+            .collect(),
+    );
     // The supervisor drains both pipes without ever blocking on them, since a daemon may hold
     // a write end open for ever: a blocking read would hang it past the deadline. So a pipe
     // that cannot be made non-blocking fails the test. (Set before the fork, on the read ends

@@ -228,6 +228,54 @@ fn the_deadline_evidence_tells_spinning_sleeping_stopped_and_exited_apart() {
     }
 }
 
+/// Two threads that each hold one mutex and wait for the other's: at the deadline the
+/// evidence names each thread and the futex address it waits on, two different ones. (The
+/// deadlock is certain: each thread takes its second lock only after both hold their first.)
+#[test]
+fn a_deadlock_between_threads_names_each_thread_and_its_futex() {
+    use std::sync::{Arc, Barrier, Mutex};
+    let r = Isolation::new()
+        .deadline(Duration::from_secs(1))
+        .report(|| {
+            let locks = Arc::new((Mutex::new(()), Mutex::new(())));
+            let both = Arc::new(Barrier::new(2));
+            let take = |first: bool| {
+                let (locks, both) = (locks.clone(), both.clone());
+                std::thread::spawn(move || {
+                    let (a, b) = if first {
+                        (&locks.0, &locks.1)
+                    } else {
+                        (&locks.1, &locks.0)
+                    };
+                    let _held = a.lock().unwrap();
+                    both.wait();
+                    let _never = b.lock().unwrap();
+                })
+            };
+            let (one, two) = (take(true), take(false));
+            let _ = one.join();
+            let _ = two.join();
+        });
+    assert_eq!(r.verdict, Verdict::TimedOut, "{r:?}");
+    let waits: Vec<&str> = r
+        .message
+        .lines()
+        .filter(|l| l.contains(" thread ") && l.contains("a futex wait on address 0x"))
+        .collect();
+    let address = |l: &str| {
+        let at = l.find("on address 0x").unwrap() + "on address ".len();
+        l[at..].split(':').next().unwrap().to_owned()
+    };
+    let mut addresses: Vec<String> = waits.iter().map(|l| address(l)).collect();
+    addresses.sort();
+    addresses.dedup();
+    // The two lockers wait on the two mutexes; the main thread waits in join on a third.
+    assert!(
+        waits.len() >= 3 && addresses.len() >= 3,
+        "expected three threads in futex waits on three addresses: {r:?}"
+    );
+}
+
 #[test]
 fn a_stray_child_is_stopped_and_named() {
     let r = report(|| {
