@@ -46,12 +46,20 @@ static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
 static TOKEN: OnceLock<String> = OnceLock::new();
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
+/// The System V objects there were before the test, and when they were listed (seconds since
+/// the epoch).
+struct IpcBefore {
+    objects: Vec<sysvipc::IpcObject>,
+    taken: i64,
+}
+
 /// The exit status of a stray child stopped by the guard.
 const STRAY_EXIT: i32 = 86;
 /// The note in every report made without a private IPC namespace.
 const NO_IPC_NAMESPACE: &str = "no private IPC namespace for this test (unshare refused, also with a user \
-     namespace, or OSKATA_NO_NAMESPACES set): System V objects are tracked by the pids the kernel records on \
-     them, so a leaked object that none of the test's processes touched can go unnoticed";
+     namespace, or OSKATA_NO_NAMESPACES set): System V objects are told from other programs' by the pids the kernel \
+     records on them, or, for one no process has used yet, by its creator's uid and its time of creation, so \
+     a leak can go unnoticed or another program's object be taken for the test's";
 /// The lowest fd number the result pipe is moved to.
 const RESULT_FD_MIN: i32 = fdtable::HIGH_FD_MIN;
 
@@ -228,7 +236,12 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     } else {
         Vec::new()
     };
-    let ipc_before = sysvipc::list();
+    let ipc_before = IpcBefore {
+        objects: sysvipc::list(),
+        taken: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    };
 
     panic::set_hook(Box::new(|info| {
         let msg = panic_text(info.payload());
@@ -522,7 +535,7 @@ fn leak_check(
     opts: &Isolation,
     watched: Watched,
     fds_before: &[procfs::Fd],
-    ipc_before: &[sysvipc::IpcObject],
+    ipc_before: &IpcBefore,
     private_ipc: bool,
 ) -> Checked {
     let me = getpid();
@@ -549,11 +562,23 @@ fn leak_check(
         ));
     }
     // In a private namespace every object is the test's. Without one, an object is the
-    // test's if it is new and the kernel recorded one of the test's processes on it.
+    // test's if it is new and the kernel recorded one of the test's processes on it, or, when
+    // it records none (a semaphore set no semop touched, a queue never used), if this user
+    // made it since the test started.
     let in_tree = |pid: &i32| *pid == me.as_raw() || tree.iter().any(|p| p.pid == *pid);
-    let known: Vec<(sysvipc::Kind, i32)> = ipc_before.iter().map(|o| (o.kind, o.id)).collect();
+    let known: Vec<(sysvipc::Kind, i32)> = ipc_before
+        .objects
+        .iter()
+        .map(|o| (o.kind, o.id))
+        .collect();
+    let uid = nix::unistd::geteuid().as_raw();
+    let unused_and_new = |o: &sysvipc::IpcObject| {
+        o.pids.is_empty() && o.cuid == uid && o.ctime.is_some_and(|t| t >= ipc_before.taken)
+    };
     let ours = |o: &sysvipc::IpcObject| {
-        private_ipc || (!known.contains(&(o.kind, o.id)) && o.pids.iter().any(in_tree))
+        private_ipc
+            || (!known.contains(&(o.kind, o.id))
+                && (o.pids.iter().any(in_tree) || unused_and_new(o)))
     };
     for object in sysvipc::list().into_iter().filter(ours) {
         leaks.push(format!(

@@ -61,6 +61,8 @@ pub struct IpcObject {
     /// Every pid the kernel recorded for the object: creator and last attach/detach (shm),
     /// last sender and receiver (msg), last operation on each semaphore (sem, by GETPID).
     pub pids: Vec<i32>,
+    /// When it was made or last changed by `*ctl` (`ctime`, seconds since the epoch).
+    pub ctime: Option<i64>,
 }
 
 impl fmt::Display for IpcObject {
@@ -92,6 +94,7 @@ pub fn parse(kind: Kind, text: &str) -> Vec<IpcObject> {
         return Vec::new();
     };
     let cpid = col("cpid");
+    let ctime = col("ctime");
     let pid_cols: Vec<usize> = ["cpid", "lpid", "lspid", "lrpid"]
         .iter()
         .filter_map(|c| col(c))
@@ -111,6 +114,7 @@ pub fn parse(kind: Kind, text: &str) -> Vec<IpcObject> {
                     .filter_map(|&c| w.get(c)?.parse().ok())
                     .filter(|&p| p != 0)
                     .collect(),
+                ctime: ctime.and_then(|c| w.get(c)?.parse().ok()),
             })
         })
         .collect()
