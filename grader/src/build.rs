@@ -161,6 +161,12 @@ impl Build<'_> {
             [one] => format!(" of {one}"),
             many => format!(" of {} exercises", many.len()),
         };
+        let grader = nix::unistd::getpid();
+        // SAFETY: prctl(2) and getppid(2) are async-signal-safe, and the closure allocates
+        // nothing, so it is sound between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || crate::reaper::pdeath_guard(grader));
+        }
         let spinner = ui.spinner(&format!("building the tests{what} ..."));
         let mut child = cmd.spawn().context("cannot run cargo")?;
         let mut stderr = child.stderr.take().expect("piped stderr");

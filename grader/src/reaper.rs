@@ -23,6 +23,19 @@ fn running() -> MutexGuard<'static, BTreeSet<i32>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// In a child of the grader before exec (a test's process, cargo): dies with the grader. If
+/// the grader thread waiting for it dies (the grader is killed, even by SIGKILL), the child
+/// gets SIGKILL: a test's supervisor, which watches the test's pidfd, then kills the body's
+/// tree; cargo's compilers finish their one file and exit. A grader that died before the
+/// signal was armed has already re-parented this process, so exec is refused.
+pub fn pdeath_guard(grader: Pid) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+    if nix::unistd::getppid() != grader {
+        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+    }
+    Ok(())
+}
+
 /// Makes the grader a child subreaper.
 pub fn become_subreaper() -> nix::Result<()> {
     nix::sys::prctl::set_child_subreaper(true)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
-use nix::unistd::{Pid, getpid, getppid};
+use nix::unistd::{Pid, getpid};
 
 use crate::binary::Binary;
 use crate::classify::{Ending, Outcome, TestStatus, classify};
@@ -111,7 +111,7 @@ impl Runner {
         // SAFETY: prctl(2) and getppid(2) are async-signal-safe, and the closure allocates
         // nothing (an io::Error from an errno does not), so it is sound between fork and exec.
         unsafe {
-            cmd.pre_exec(move || pdeath_guard(grader));
+            cmd.pre_exec(move || reaper::pdeath_guard(grader));
         }
         let mut child = reaper::spawn(&mut cmd)?;
         let pid = child.id();
@@ -173,18 +173,6 @@ impl Runner {
         drain(&mut stderr, &mut err);
         Ok((out.text(), err.text(), ending))
     }
-}
-
-/// In a test's process before exec: dies with the grader. If the grader thread waiting for
-/// this test dies (the grader is killed, even by SIGKILL), the test gets SIGKILL, and its
-/// supervisor, which watches the test's pidfd, kills the body's tree. A grader that died
-/// before the signal was armed has already re-parented this process, so exec is refused.
-fn pdeath_guard(grader: Pid) -> std::io::Result<()> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-    if getppid() != grader {
-        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
-    }
-    Ok(())
 }
 
 /// The start of a test's TMPDIR's name: `oskata-grade-<grader's pid>-<n>`.
