@@ -31,10 +31,10 @@ use std::io;
 
 /// Starts a thread that runs `work`, detaches it, and returns its `pthread_t` at once.
 ///
-/// When `spawn_detached` returns, the thread is detached (the thread library reports it so
-/// and `pthread_join` on it fails with `EINVAL`) and `work` runs, or will run, on it; the
-/// call does not wait for `work` to finish, and nobody joins the thread afterwards: it ends
-/// and frees itself when `work` returns. The `pthread_t` returned is the one the new thread
+/// The thread is detached before `work` starts on it (the thread library then reports it
+/// detached and `pthread_join` on it fails with `EINVAL`): detach it right after creating it,
+/// or create it detached. The call does not wait for `work` to finish, and nobody joins the
+/// thread afterwards: it ends and frees itself when `work` returns. The `pthread_t` returned is the one the new thread
 /// sees as its own `pthread_self()`. An error from creating or detaching the thread is
 /// returned as an `io::Error`.
 pub fn spawn_detached<F>(_work: F) -> io::Result<libc::pthread_t>
