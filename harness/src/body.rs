@@ -566,11 +566,8 @@ fn leak_check(
     // it records none (a semaphore set no semop touched, a queue never used), if this user
     // made it since the test started.
     let in_tree = |pid: &i32| *pid == me.as_raw() || tree.iter().any(|p| p.pid == *pid);
-    let known: Vec<(sysvipc::Kind, i32)> = ipc_before
-        .objects
-        .iter()
-        .map(|o| (o.kind, o.id))
-        .collect();
+    let known: Vec<(sysvipc::Kind, i32)> =
+        ipc_before.objects.iter().map(|o| (o.kind, o.id)).collect();
     let uid = nix::unistd::geteuid().as_raw();
     let unused_and_new = |o: &sysvipc::IpcObject| {
         o.pids.is_empty() && o.cuid == uid && o.ctime.is_some_and(|t| t >= ipc_before.taken)
