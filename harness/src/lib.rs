@@ -53,6 +53,7 @@ mod raw;
 mod report;
 mod scratch;
 mod secret;
+pub mod stacks;
 mod supervisor;
 pub mod sysvipc;
 mod threads;
