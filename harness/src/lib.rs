@@ -38,6 +38,7 @@ pub mod births;
 mod body;
 pub mod cases;
 mod cgroup;
+pub mod demo;
 pub mod evidence;
 mod fdtable;
 pub mod forks;
