@@ -10,7 +10,8 @@
 //! `/tmp`, `/dev/shm` or mqueue mount, see `mounts`) holds only what the test made. In a
 //! directory shared with the machine (the starting directory always; `/tmp`, `/dev/shm` and
 //! `/dev/mqueue` without a private mount namespace) a new entry counts only if the test's uid
-//! owns it and its ctime is after the test started, and hidden names (and, in `/tmp`, the
+//! owns it, its ctime is after the test started and no process outside the test holds it
+//! open or has it as its working directory, and hidden names (and, in `/tmp`, the
 //! temporary directories of rustc and gcc, which may be linking beside the tests) are not
 //! looked at; a name that existed before is never touched. Removal never follows a symbolic
 //! link nor enters another mount (see `scratch`).
@@ -185,8 +186,9 @@ fn shared_note(watches: &[Watch], views: Option<&Views>) -> Option<String> {
     };
     Some(format!(
         "{} are the machine's own in this test, since {why}. What the test left there is told from what other \
-         programs made meanwhile only by its owner and its time of creation, and hidden names are not looked at, \
-         so a leak can go unnoticed or another program's file be taken for the test's",
+         programs made meanwhile only by its owner, its time of creation and whether another process holds it \
+         open, and hidden names are not looked at, so a leak can go unnoticed, or another program's file that \
+         it closed be taken for the test's (and removed)",
         words_list(&shared)
     ))
 }
@@ -279,11 +281,22 @@ impl Watch {
             return Vec::new();
         };
         let mut leaks = Vec::new();
+        // Files other processes have open now, read once and only when needed (see below).
+        let mut elsewhere: Option<HashSet<(u64, u64)>> = None;
         for name in names {
             let Ok(st) = fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
                 continue;
             };
             if !self.is_the_tests(&name, &st, uid, since) {
+                continue;
+            }
+            // In a directory shared with the machine, a new file that a process outside the
+            // test holds open (another program's log, say) is that program's: left alone.
+            if !self.private
+                && elsewhere
+                    .get_or_insert_with(held_outside_the_test)
+                    .contains(&(st.st_dev, st.st_ino))
+            {
                 continue;
             }
             let mut sentence = self.describe(dir.as_fd(), &name, &st);
@@ -367,6 +380,29 @@ fn kind_word(kind: SFlag) -> &'static str {
     }
 }
 
+/// The files (device, inode) that processes other than this one and its descendants hold
+/// open, or have as their working directory, now: what a test without a private `/tmp` must
+/// not take for its own. (Processes whose fds this one may not read are passed over.)
+fn held_outside_the_test() -> HashSet<(u64, u64)> {
+    let me = Pid::this();
+    let mut ours: HashSet<i32> = procfs::descendants(me).iter().map(|p| p.pid).collect();
+    ours.insert(me.as_raw());
+    let mut held = HashSet::new();
+    for p in procfs::all().iter().filter(|p| !ours.contains(&p.pid)) {
+        let base = PathBuf::from(format!("/proc/{}", p.pid));
+        let fds = std::fs::read_dir(base.join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        for target in fds.map(|e| e.path()).chain([base.join("cwd")]) {
+            if let Ok(st) = stat(&target) {
+                held.insert((st.st_dev, st.st_ino));
+            }
+        }
+    }
+    held
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,3 +434,4 @@ mod tests {
         assert_eq!(kind_word(SFlag::S_IFSOCK), "socket");
     }
 }
+

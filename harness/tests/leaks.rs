@@ -379,6 +379,78 @@ fn without_a_mount_namespace_posix_objects_and_files_in_tmp_are_still_caught() {
     std::fs::remove_dir_all(&keep).unwrap();
 }
 
+/// Without a private `/tmp`, a file another program makes there while the test runs, and
+/// keeps open, is that program's: neither reported nor removed. (The other program is a shell
+/// started by this test process, outside the body's tree; it makes its file only once the
+/// body has asked, and the body returns only once the file is there.)
+#[test]
+fn without_a_mount_namespace_a_file_another_program_holds_open_is_left_alone() {
+    use std::io::{BufRead, Write};
+    let theirs = Path::new("/tmp/leaks-selftest-another-programs-log");
+    let asked = outside_dir("leaks-selftest-ask").join("asked");
+    let _ = std::fs::remove_file(theirs);
+    let _ = std::fs::remove_file(&asked);
+    // Only in this test process: the supervisor runs this function again up to the report,
+    // and a holder started there would be its child, beside the body.
+    let holding = std::env::var_os("OSKATA_ISOLATED_TEST").is_none().then(|| {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "read go; exec 3>\"$0\"; echo made; exec cat"])
+            .arg(theirs)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        // As a program of the same user, with no capabilities (as the body has none): a
+        // process with more capabilities than the reader hides its fds from it.
+        // SAFETY: prctl takes integers and is async-signal-safe; errors (EPERM for a normal
+        // user, who has nothing to drop) are ignored.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                for cap in 0..64 {
+                    libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+                }
+                Ok(())
+            });
+        }
+        let mut holder = cmd.spawn().unwrap();
+        let mut to_holder = holder.stdin.take().unwrap();
+        let mut from_holder = std::io::BufReader::new(holder.stdout.take().unwrap());
+        let ask = asked.clone();
+        let other = std::thread::spawn(move || {
+            poll::until(Duration::from_secs(10), "the body's request", || {
+                ask.exists().then_some(())
+            });
+            writeln!(to_holder, "go").unwrap();
+            let mut line = String::new();
+            from_holder.read_line(&mut line).unwrap();
+            assert_eq!(line.trim(), "made");
+            to_holder
+        });
+        (holder, other)
+    });
+    let ask = asked.clone();
+    let r = report_without_namespaces(move || {
+        std::fs::write(&ask, "go").unwrap();
+        poll::until(Duration::from_secs(4), "the other program's file", || {
+            theirs.exists().then_some(())
+        });
+        std::fs::write("/tmp/leaks-selftest-the-tests-own", "x").unwrap();
+    });
+    let (mut holder, other) = holding.unwrap();
+    let to_holder = other.join().unwrap();
+    assert_says(
+        &r,
+        "file /tmp/leaks-selftest-the-tests-own was left behind by the test",
+    );
+    assert!(
+        !r.message.contains("leaks-selftest-another-programs-log"),
+        "another program's open file was taken for the test's: {r:?}"
+    );
+    assert!(theirs.exists(), "another program's open file was removed");
+    drop(to_holder);
+    holder.wait().unwrap();
+    std::fs::remove_file(theirs).unwrap();
+    std::fs::remove_dir_all(asked.parent().unwrap()).unwrap();
+}
+
 /// A test that fails has what it left removed all the same (here on the machine's own `/tmp`).
 #[test]
 fn a_failing_test_has_its_leftovers_removed_too() {
