@@ -53,6 +53,7 @@ mod raw;
 mod report;
 mod scratch;
 mod secret;
+pub mod stuck;
 mod supervisor;
 pub mod sysvipc;
 mod threads;
