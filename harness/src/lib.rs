@@ -55,6 +55,7 @@ mod report;
 mod scratch;
 mod secret;
 pub mod stacks;
+pub mod stuck;
 mod supervisor;
 pub mod sysvipc;
 mod threads;
