@@ -56,6 +56,7 @@ mod secret;
 mod supervisor;
 pub mod sysvipc;
 mod threads;
+pub mod waiters;
 
 pub use body::{body_pid, scratch_dir, student};
 pub use isolate::isolated;
