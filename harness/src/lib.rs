@@ -59,6 +59,7 @@ pub mod stuck;
 mod supervisor;
 pub mod sysvipc;
 mod threads;
+pub mod waiters;
 
 pub use body::{body_pid, scratch_dir, student};
 pub use isolate::isolated;
