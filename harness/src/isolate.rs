@@ -127,10 +127,23 @@ fn spawn_supervisor(opts: &Isolation, name: &str) -> Report {
     .env(TREE_ENV, &token)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .process_group(0);
-    // SAFETY: between fork and exec the child only calls dup2/fcntl (async-signal-safe).
-    unsafe { cmd.pre_exec(move || secret::pass_on(seal_fd)) };
+    .stderr(Stdio::piped());
+    // A session of its own, not only a process group: were C's group in this process's
+    // session, this process's death would leave it an orphaned group, and the kernel sends
+    // SIGHUP and SIGCONT to an orphaned group that holds a stopped process (the body, stopped
+    // before it left for its own session, or C itself, stopped by a test): SIGHUP killed C
+    // before it could kill its tree and remove its scratch directory, and SIGCONT woke a
+    // stopped C (see credentials(7), "orphaned process group").
+    // SAFETY: between fork and exec the child only calls setsid, dup2 and fcntl, all
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            secret::pass_on(seal_fd)
+        })
+    };
     let mut child = cmd
         .spawn()
         .expect("oskata-harness: cannot re-execute the test binary");

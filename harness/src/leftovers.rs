@@ -434,4 +434,3 @@ mod tests {
         assert_eq!(kind_word(SFlag::S_IFSOCK), "socket");
     }
 }
-

@@ -276,6 +276,22 @@ fn a_deadlock_between_threads_names_each_thread_and_its_futex() {
     );
 }
 
+/// The supervisor leads a session of its own, apart from the test process's: so the test
+/// process's death never makes the supervisor's process group an orphaned group of that
+/// session, which the kernel would send SIGHUP (killing the supervisor before its cleanup)
+/// and SIGCONT (waking a supervisor a test had stopped) if it held a stopped process.
+#[test]
+fn the_supervisor_leads_a_session_of_its_own() {
+    isolated(|| {
+        let supervisor = nix::unistd::getppid();
+        let sid = nix::unistd::getsid(Some(supervisor)).unwrap();
+        assert_eq!(
+            sid, supervisor,
+            "the supervisor (pid {supervisor}) is in session {sid}, not one of its own"
+        );
+    });
+}
+
 #[test]
 fn a_stray_child_is_stopped_and_named() {
     let r = report(|| {
