@@ -68,10 +68,14 @@ assert "pipe_direction.rs" in (broken.get("compiler_message") or ""), broken
 print("the compiler's message names the broken file")
 leaked = [t for t in by_id["processes/reap_all"]["tests"] if t["status"] == "leaked"]
 assert leaked, by_id["processes/reap_all"]
-for phrase in ("is a zombie (state Z)", "System V semaphore set", "nobody removed it with IPC_RMID",
-               "still alive after the test ended"):
+# The semaphore set leaks in every test; the zombie and the daemon in each test whose own setup
+# lets them be made (one test ignores SIGCHLD, so the kernel reaps the zombie; another caps the
+# number of processes, so the forks fail): each must be reported in some test.
+for phrase in ("System V semaphore set", "nobody removed it with IPC_RMID"):
     assert all(phrase in t["message"] for t in leaked), (phrase, leaked[0]["message"])
-print(f"{len(leaked)} reap_all tests report the zombie, the semaphore set and the daemon as leaks")
+for phrase in ("is a zombie (state Z)", "still alive after the test ended"):
+    assert any(phrase in t["message"] for t in leaked), (phrase, leaked[0]["message"])
+print(f"{len(leaked)} reap_all tests report the semaphore set, and some the zombie and the daemon, as leaks")
 PY
 
 left=$(processes_matching "$copy|$(kit_binaries "$root")")
