@@ -62,13 +62,15 @@ fn leave_a_thread() {
     });
 }'
 inject processes/orphans orphan_and_adopt "leave_a_queue()" '
-/// Opens a POSIX message queue and never unlinks it.
+/// Opens a POSIX message queue, closes its descriptor and never unlinks it.
 fn leave_a_queue() {
     let name = c"/oskata-ci-hostile";
     let attr: *const libc::mq_attr = std::ptr::null();
     // SAFETY: mq_open with a valid name, flags, a mode and no attributes.
     let q = unsafe { libc::mq_open(name.as_ptr(), libc::O_CREAT | libc::O_RDWR, 0o600 as libc::mode_t, attr) };
     assert!(q != -1, "mq_open: {}", std::io::Error::last_os_error());
+    // SAFETY: closes the descriptor just opened; the queue itself stays.
+    unsafe { libc::mq_close(q) };
 }'
 inject processes/clone_vm clone_and_write "hog_memory()" '
 /// Touches 8 GiB, one byte a page.
@@ -227,7 +229,8 @@ want = {
     "processes/clone_vm": ("crashed", ["memory"]),
     "processes/process_groups": ("crashed", ["was killed by SIGKILL before it could report"]),
     "processes/fork_basics": ("failing", ["was started beside the test process"]),
-    "processes/zombies": ("failing", ["is a zombie leader whose other threads still run"]),
+    # A zombie leader can never be reaped: a test that waits for it runs into its deadline.
+    "processes/zombies": (("failing", "timed_out"), ["is a zombie leader whose other threads still run"]),
     "processes/reap_all": ("failing", ["the fd table was full when the test returned",
                                        "is a zombie (state Z)"]),
     "processes/exit_flush": ("failing", ["file /tmp/kit-hostile-left was left behind by the test",
@@ -243,7 +246,7 @@ else:
 bad = []
 for id, (status, phrases) in want.items():
     e = by_id[id]
-    if e["status"] != status:
+    if e["status"] not in ((status,) if isinstance(status, str) else status):
         bad.append(f"{id}: {e['status']}, expected {status}")
     if not any(t["status"] == "passed" for t in e["tests"]) and not e["tests"]:
         bad.append(f"{id}: no tests ran")

@@ -256,7 +256,19 @@ pub(crate) fn run(opts: &Isolation, body: impl FnOnce(), setup: Setup<'_>) -> ! 
     let result = panic::catch_unwind(AssertUnwindSafe(body));
     stop_if_stray(result.as_ref().err().map(|p| panic_text(p.as_ref())));
     // Also after a failure: what the test left outside its scratch directory is removed.
-    let checked = leak_check(opts, watched, &fds_before, &ipc_before, private_ipc);
+    let mut checked = leak_check(opts, watched, &fds_before, &ipc_before, private_ipc);
+    // An escape the supervisor can miss: the test left its cgroups and ended between two of
+    // the supervisor's looks. Where the body still is tells.
+    if let Some(moved) = setup.cgroup.and_then(|cg| cg.left(getpid().as_raw())) {
+        checked.leaks.insert(
+            0,
+            format!(
+                "pid {} (the test process) moved itself out of the test's cgroup ({moved}): out of \
+                 it, the test's limits on processes and memory no longer hold for it",
+                getpid()
+            ),
+        );
+    }
     match result {
         Err(payload) => {
             let recorded = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
