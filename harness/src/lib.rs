@@ -46,6 +46,7 @@ mod guard;
 mod isolate;
 mod leftovers;
 mod mounts;
+mod names;
 mod options;
 pub mod poll;
 mod posix_ipc;
@@ -63,6 +64,7 @@ pub mod waiters;
 
 pub use body::{body_pid, scratch_dir, student};
 pub use isolate::isolated;
+pub use names::{ipc_key, ipc_name};
 pub use options::{Isolation, scaled};
 pub use oskata_protocol::{VERDICT_TAG, Verdict};
 pub use report::Report;
