@@ -21,8 +21,9 @@
 //!   (`listen_at_leaves_a_file_that_is_not_a_socket`);
 //! - `serve` reports each client's pid, uid and gid from `SO_PEERCRED`, in the order accepted,
 //!   replies to each with its request reversed, closes each connection, and at the end closes
-//!   the listener and removes the socket file (`serve_learns_who_each_client_is`: three
-//!   clients in processes of their own; `serve_with_no_clients_cleans_up`);
+//!   the listener and removes the socket file (`serve_learns_who_each_client_is`: four
+//!   clients in processes of their own, the fourth let go only once the server waits in accept
+//!   holding no connection; `serve_with_no_clients_cleans_up`);
 //! - `request` sends all of its data, shuts down its write side (else the server never sees end
 //!   of file: reported as such), reads the whole reply and closes its socket
 //!   (`a_big_request_crosses_both_ways`, and the clients of `serve_learns_who_each_client_is`);
@@ -221,6 +222,16 @@ fn asleep_reading(pid: Pid) -> Option<i32> {
     (READS.contains(&call.nr) && procfs::state(pid) == Some('S')).then_some(call.args[0] as i32)
 }
 
+/// System calls a server may wait in for any fd, a new connection included.
+const POLLS: [i64; 6] = [
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_select,
+    libc::SYS_pselect6,
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
+];
+
 /// A client the test forked: it calls `request` and writes what happened to `report`.
 struct Client {
     pid: Pid,
@@ -242,6 +253,17 @@ struct Outcome {
 /// Forks a client that sends `data` to the server at `path` with the student's `request`.
 /// The child closes the fd `listener` it inherited (the server's), and reports to a file.
 fn spawn_client(path: &Path, data: Vec<u8>, listener: RawFd, k: usize) -> Client {
+    spawn_gated_client(path, data, listener, k, None)
+}
+
+/// [`spawn_client`], with a client that first waits for a byte (or end of file) on `gate`.
+fn spawn_gated_client(
+    path: &Path,
+    data: Vec<u8>,
+    listener: RawFd,
+    k: usize,
+    gate: Option<OwnedFd>,
+) -> Client {
     let report = scratch_dir().join(format!("client-{k}.report"));
     // SAFETY: the test process is single-threaded here; the child makes system calls, builds
     // a report, and leaves with _exit.
@@ -249,6 +271,13 @@ fn spawn_client(path: &Path, data: Vec<u8>, listener: RawFd, k: usize) -> Client
         ForkResult::Child => {
             // SAFETY: closes the child's copy of the server's listening socket.
             unsafe { libc::close(listener) };
+            // A server that stops reading early makes the client's write fail with EPIPE
+            // (reported) rather than kill it.
+            // SAFETY: ignoring a signal involves no handler code.
+            let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+            if let Some(gate) = gate {
+                let _ = nix::unistd::read(&gate, &mut [0u8; 1]);
+            }
             let before = procfs::fds(getpid()).unwrap_or_default();
             let got = catch_unwind(AssertUnwindSafe(|| request(path, &data)));
             let after = procfs::fds(getpid()).unwrap_or_default();
@@ -276,11 +305,14 @@ fn spawn_client(path: &Path, data: Vec<u8>, listener: RawFd, k: usize) -> Client
             // SAFETY: _exit ends the forked client without returning into the test.
             unsafe { libc::_exit(code) }
         }
-        ForkResult::Parent { child } => Client {
-            pid: child,
-            data,
-            report,
-        },
+        ForkResult::Parent { child } => {
+            drop(gate);
+            Client {
+                pid: child,
+                data,
+                report,
+            }
+        }
     }
 }
 
@@ -348,7 +380,26 @@ fn serve_watched(
     listener: OwnedFd,
     clients: &[Client],
 ) -> (nix::Result<Vec<UnixCredentials>>, Option<String>) {
+    serve_watched_gated(listener, clients, None)
+}
+
+/// A client held back until the server waits in accept: the gate's write end, and the
+/// server's fd table before `listen_at`.
+struct Gate {
+    release: OwnedFd,
+    before: Vec<procfs::Fd>,
+}
+
+/// [`serve_watched`], and also: the first time the server is seen asleep in accept(2), its fd
+/// table must hold no connection (every client served so far has had its connection closed);
+/// then the gated client is let go.
+fn serve_watched_gated(
+    listener: OwnedFd,
+    clients: &[Client],
+    gate: Option<Gate>,
+) -> (nix::Result<Vec<UnixCredentials>>, Option<String>) {
     let me = getpid();
+    let listener_fd = listener.as_raw_fd();
     // A client the watcher kills leaves the server's reply nowhere to go: let that write fail
     // with EPIPE rather than kill the test.
     // SAFETY: ignoring a signal involves no handler code.
@@ -360,7 +411,36 @@ fn serve_watched(
         let pids = pids.clone();
         thread::spawn(move || {
             let mut streak = 0;
+            let mut gate = gate;
+            let mut finding = None;
             while !done.load(Ordering::SeqCst) {
+                let accepting = procfs::syscall(me)
+                    .is_some_and(|c| c.nr == libc::SYS_accept || c.nr == libc::SYS_accept4)
+                    && procfs::state(me) == Some('S');
+                let polling = procfs::syscall(me).is_some_and(|c| POLLS.contains(&c.nr))
+                    && procfs::state(me) == Some('S');
+                if polling && !accepting {
+                    // A server that waits in poll(2) or its kin cannot be told waiting for a
+                    // client from waiting for data: let the gated client go, unchecked.
+                    drop(gate.take());
+                }
+                if accepting && let Some(g) = gate.take() {
+                    let kept: Vec<procfs::Fd> = new_fds(&g.before, &my_fds())
+                        .into_iter()
+                        .filter(|f| f.fd != listener_fd && f.target.starts_with("socket:"))
+                        .collect();
+                    if !kept.is_empty() {
+                        finding = Some(format!(
+                            "the server (pid {me}) is asleep in accept(2) waiting for its next client while it \
+                             still holds [{}] besides the listening socket (fd {listener_fd}): the connections of \
+                             earlier clients. serve takes one client at a time: accept, read, reply, close. Close each connection once its client has the reply: \
+                             the client reads until end of file, which it sees only when the server closes its \
+                             side, and each connection kept open is an fd (and a waiting client) more per client",
+                            show(&kept)
+                        ));
+                    }
+                    let _ = nix::unistd::write(&g.release, b"go");
+                }
                 let stuck = asleep_reading(me).filter(|&fd| queued(fd) == Some(0));
                 let live: Vec<Pid> = pids
                     .iter()
@@ -389,14 +469,16 @@ fn serve_watched(
                         for p in &pids {
                             let _ = kill(*p, Signal::SIGKILL);
                         }
-                        return Some(text);
+                        return finding.or(Some(text));
                     }
                 } else {
                     streak = 0;
                 }
                 thread::sleep(Duration::from_millis(10));
             }
-            None
+            // A gated client the server never waited for goes now (dropping the write end).
+            drop(gate);
+            finding
         })
     };
     let got = student(|| serve(listener, clients.len()));
@@ -446,12 +528,18 @@ fn reap(clients: &[Client]) {
 /// reversed.
 fn check_client(c: &Client) {
     let o = outcome(c);
-    assert!(
-        o.status == "OK",
-        "client pid {}: request returned {} instead of the reply",
-        c.pid,
-        o.status
-    );
+    if o.status != "OK" {
+        let hint = if o.status.contains("EPIPE") || o.status.contains("ECONNRESET") {
+            " The server closed the connection while the client was still sending: it must read the request until \
+             end of file (read returning 0), however many reads that takes, before it replies and closes."
+        } else {
+            ""
+        };
+        panic!(
+            "client pid {}: request returned {} instead of the reply.{hint}",
+            c.pid, o.status
+        );
+    }
     assert!(
         o.leaked.is_empty(),
         "client pid {}: request left fds open in the client: [{}]. The client closes its socket when it has the \
@@ -652,9 +740,11 @@ fn listen_at_leaves_a_file_that_is_not_a_socket() {
 }
 
 /// Three clients in processes of their own, connected one after another before the server
-/// accepts (each seen waiting for its reply): `serve` reports each one's pid (the one `fork`
-/// returned, never the server's), uid and gid, in that order; each client gets its request
-/// reversed and closes its socket; afterwards the server holds no socket and the file is gone.
+/// accepts (each seen waiting for its reply), and a fourth that connects only once the server,
+/// done with those three, waits in accept (when it must hold none of their connections):
+/// `serve` reports each one's pid (the one `fork` returned, never the server's), uid and gid,
+/// in that order; each client gets its request reversed and closes its socket; afterwards the
+/// server holds no socket and the file is gone.
 #[test]
 fn serve_learns_who_each_client_is() {
     Isolation::new().deadline(Duration::from_secs(20)).check_fds().run(|| {
@@ -669,8 +759,16 @@ fn serve_learns_who_each_client_is() {
             await_connected(&c, &pids);
             clients.push(c);
         }
+        // The fourth connects only once the server waits in accept, its first three served.
+        let (gate_r, gate_w) = nix::unistd::pipe().expect("pipe");
+        let fourth = spawn_gated_client(&path, random_bytes(700), listener.as_raw_fd(), 3, Some(gate_r));
+        clients.push(fourth);
         let pids: Vec<Pid> = clients.iter().map(|c| c.pid).collect();
-        let (got, finding) = serve_watched(listener, &clients);
+        let gate = Gate {
+            release: gate_w,
+            before: before.clone(),
+        };
+        let (got, finding) = serve_watched_gated(listener, &clients, Some(gate));
         if let Some(text) = finding {
             fail(&pids, text);
         }
@@ -680,8 +778,8 @@ fn serve_learns_who_each_client_is() {
         };
         reap(&clients);
         let me = getpid();
-        if peers.len() != 3 {
-            panic!("serve served 3 clients but returned {} credentials", peers.len());
+        if peers.len() != 4 {
+            panic!("serve served 4 clients but returned {} credentials", peers.len());
         }
         for (k, (c, p)) in clients.iter().zip(&peers).enumerate() {
             let o = outcome(c);
@@ -703,11 +801,7 @@ fn serve_learns_who_each_client_is() {
                  kernel's record of who connected (SO_PEERCRED on the accepted connection)",
                 k + 1,
                 c.pid,
-                match k {
-                    0 => "first",
-                    1 => "second",
-                    _ => "third",
-                },
+                ["first", "second", "third", "fourth"][k],
                 p.pid()
             );
             assert_eq!(
