@@ -626,7 +626,7 @@ fn make_world(give: bool) -> World {
 /// The kernel's resident count for the test's shared memory (`SHM_INFO`) should be the pages
 /// it wrote; where this kernel gives shared memory larger pages, the test takes its figure.
 fn settle_rss(world: &mut World) {
-    let rss = kernel_shm_info().shm_rss as u64;
+    let rss = kernel_shm_info().shm_rss;
     if rss != world.touched_pages {
         eprintln!(
             "note: the test wrote {} pages of segment B, the kernel counts {rss} resident (larger pages?): the \
@@ -741,6 +741,7 @@ fn field_hint(field: &str, _got: &str, _want: &str) -> String {
 
 /// Compares two lists of one kind by id; `what` names the kind, `file` its file. `others` are
 /// objects of the namespace the list must not hold (given to another uid).
+#[allow(clippy::too_many_arguments)] // one kind's lists, its names and its two accessors
 fn compare<T: Debug + Clone>(
     what: &str,
     file: &str,
@@ -921,13 +922,13 @@ fn parse_all(shm: &str, msg: &str, sem: &str) -> Objects {
     let seg = student(|| parse_shm(shm));
     let q = student(|| parse_msg(msg));
     let s = student(|| parse_sem(sem));
-    let ok = |what: &str, text: &str, e: io::Error| -> ! {
+    let failed = |what: &str, text: &str, e: io::Error| -> ! {
         panic!("{what} failed on this text: {e}\n{text}")
     };
     Objects {
-        segments: seg.unwrap_or_else(|e| ok("parse_shm", shm, e)),
-        queues: q.unwrap_or_else(|e| ok("parse_msg", msg, e)),
-        sem_sets: s.unwrap_or_else(|e| ok("parse_sem", sem, e)),
+        segments: seg.unwrap_or_else(|e| failed("parse_shm", shm, e)),
+        queues: q.unwrap_or_else(|e| failed("parse_msg", msg, e)),
+        sem_sets: s.unwrap_or_else(|e| failed("parse_sem", sem, e)),
     }
 }
 
@@ -1172,7 +1173,7 @@ fn parsers_refuse_bad_input() {
     });
 }
 
-/// One round of limits to write: (file, value, what `limits` must give for it).
+/// One round of limits the test writes into `/proc/sys/kernel/*` (or reads back from there).
 struct Round {
     shmmax: u64,
     shmall: u64,
@@ -1246,7 +1247,7 @@ impl Round {
         let msg = kernel_msginfo(libc::IPC_INFO);
         let sem = kernel_seminfo(libc::IPC_INFO);
         let kernel = (
-            (shm.shmmax as u64, shm.shmall as u64, shm.shmmni as u64),
+            (shm.shmmax, shm.shmall, shm.shmmni),
             (msg.msgmax as u64, msg.msgmnb as u64, msg.msgmni as u64),
             [sem.semmsl, sem.semmns, sem.semopm, sem.semmni].map(|v| v as u64),
         );
@@ -1407,8 +1408,8 @@ fn kernel_usage() -> Usage {
     let sem = kernel_seminfo(libc::SEM_INFO);
     Usage {
         shm_segments: shm.used_ids as u64,
-        shm_pages_allocated: shm.shm_tot as u64,
-        shm_pages_resident: shm.shm_rss as u64,
+        shm_pages_allocated: shm.shm_tot,
+        shm_pages_resident: shm.shm_rss,
         msg_queues: msg.msgpool as u64,
         msg_messages: msg.msgmap as u64,
         msg_bytes: msg.msgtql as u64,
