@@ -546,8 +546,8 @@ fn create_refuses_a_key_in_use() {
         match student(|| create(key)) {
             Err(Errno::EEXIST) => {}
             Ok(again) => {
-                // SAFETY: IPC_RMID takes no fourth argument; a wrong id only fails.
                 if again != semid {
+                    // SAFETY: IPC_RMID takes no fourth argument; a wrong id only fails.
                     unsafe { libc::semctl(again, 0, libc::IPC_RMID) };
                 }
                 panic!(
@@ -564,7 +564,8 @@ fn create_refuses_a_key_in_use() {
             Ok(0),
             "a refused create changed the value of set {semid}, whose lock the test holds"
         );
-        student(|| unlock(semid)).expect("unlock of a held lock");
+        student(|| unlock(semid))
+            .unwrap_or_else(|e| panic!("unlock({semid}) of a held lock failed: {e}"));
         remove_and_check(semid);
     });
 }
