@@ -16,7 +16,8 @@
 //! in `semop` on the set, the value 0 and the counter still, in several looks in a row. (A worker
 //! the kernel has just woken and handed the lock to is runnable, `R`, not asleep, and the one
 //! inside the critical section is not in `semop` at all, so a working lock never looks like
-//! this for long.)
+//! this for long.) Where the test process takes the lock itself, it first checks that the value
+//! is not 0 while nobody holds the lock, since it could not report its own endless sleep.
 //!
 //! The contract, clause by clause, and the test that checks each:
 //! - `create` makes a set of one semaphore under the key, mode 0600, value 1
@@ -32,8 +33,8 @@
 //!   holder killed with SIGKILL inside its critical section does not deadlock the processes
 //!   asleep behind it (`a_holder_killed_inside_does_not_deadlock_the_rest`);
 //! - under the lock, N processes x M increments end exact and the value is 1 again
-//!   (`n_processes_count_exactly`, rstest over N; `any_mix_counts_exactly`, proptest over N and
-//!   M); the same work without the lock is shown losing updates, printed and not asserted
+//!   (`n_processes_count_exactly`, rstest over N and M; `any_mix_counts_exactly`, proptest over N
+//!   and M); the same work without the lock is shown losing updates, printed and not asserted
 //!   (`the_unguarded_counter_is_shown_not_asserted`);
 //! - `remove` removes the set, it is gone from `/proc/sysvipc/sem`, and calls on a removed set
 //!   return errors (`remove_deletes_the_set`; every other test also removes its set through
@@ -932,20 +933,20 @@ fn poll_until(
     }
 }
 
-/// N workers x 200 passes, each a read, a `sched_yield` and a write under the lock; the counter
+/// N workers x M passes, each a read, a `sched_yield` and a write under the lock; the counter
 /// must end exact and the value at 1.
 ///
 /// Without any lock (the `no_lock` mistake), measured in 100 runs on this kit's 2-core machine
-/// while a build ran beside them: N = 2 lost updates in 81 of 100, N = 4 and N = 8 in 100 of 100
-/// (and `any_mix_counts_exactly` in 100 of 100). What makes the catch certain is not this race
-/// but `a_second_locker_sleeps_until_the_first_unlocks`, which fails by construction (100 of 100):
-/// the test holds the lock and the child's lock must not return.
+/// while a build ran beside them, with M = 200: N = 2 lost updates in 81 of 100, N = 4 and N = 8
+/// in 100 of 100 (and `any_mix_counts_exactly` in 100 of 100). What makes the catch certain is
+/// not this race but `a_second_locker_sleeps_until_the_first_unlocks`, which fails by
+/// construction (100 of 100): the test holds the lock and the child's lock must not return.
 #[rstest]
-fn n_processes_count_exactly(#[values(1, 2, 4, 8)] n: usize) {
+fn n_processes_count_exactly(#[values(1, 2, 4, 8)] n: usize, #[values(1, PER_WORKER)] m: u64) {
     isolated(|| {
         let (semid, _cleanup) = make_set(8);
-        let got = run_crew(semid, n, PER_WORKER, true);
-        check_count(got, n, PER_WORKER);
+        let got = run_crew(semid, n, m, true);
+        check_count(got, n, m);
         remove_and_check(semid);
     });
 }
