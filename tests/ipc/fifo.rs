@@ -199,10 +199,17 @@ fn in_open(pid: Pid) -> Result<bool, WaitStatus> {
 /// What `pid` is asleep in, in words, for a message.
 fn doing(pid: Pid) -> String {
     match (procfs::state(pid), procfs::syscall(pid)) {
-        (Some('S'), Some(c)) => format!(
-            "asleep in system call {} (fd or first argument {})",
-            c.nr, c.args[0] as i64
-        ),
+        (Some('S'), Some(c)) => {
+            let name = match c.nr {
+                libc::SYS_read => "read(2)".to_owned(),
+                libc::SYS_write => "write(2)".to_owned(),
+                libc::SYS_open | libc::SYS_openat => "open(2)".to_owned(),
+                libc::SYS_wait4 | libc::SYS_waitid => "a wait".to_owned(),
+                libc::SYS_poll | libc::SYS_ppoll => "poll(2)".to_owned(),
+                n => format!("system call {n}"),
+            };
+            format!("asleep in {name} (first argument {})", c.args[0] as i64)
+        }
         (state, _) => format!("in state {state:?}"),
     }
 }
@@ -608,7 +615,9 @@ fn send_feeds_cat() {
         ignore_sigpipe();
         let path = test_fifo("fifo");
         let out = scratch_dir().join("cat-output");
-        let mut cat = Command::new("cat")
+        // Reaped with waitpid (`reap`, which has a deadline), not Child::wait.
+        #[allow(clippy::zombie_processes)]
+        let cat = Command::new("cat")
             .arg(&path)
             .stdout(Stdio::from(
                 fs::File::create(&out).expect("create cat's output"),
@@ -620,15 +629,31 @@ fn send_feeds_cat() {
         let data = pattern(100_000, 4);
         let sent = student(|| send(&path, &data));
         if let Err(e) = sent {
-            let _ = cat.kill();
-            let _ = cat.wait();
-            panic!("send failed with {e} while cat had the FIFO open for reading");
+            fail(format!("send failed with {e} while cat had the FIFO open for reading"));
         }
-        let status = cat.wait().expect("wait for cat");
+        // send has returned: it must not hold the FIFO open any more, or cat never sees EOF.
+        let me = getpid();
+        let fifo_name = path.display().to_string();
+        let kept: Vec<i32> = procfs::fds(me)
+            .unwrap_or_default()
+            .iter()
+            .filter(|f| f.target == fifo_name)
+            .map(|f| f.fd)
+            .collect();
+        if !kept.is_empty() {
+            fail(format!(
+                "send returned, but the test process (pid {me}) still holds {fifo_name} open on fd {kept:?}: cat (pid \
+                 {cat_pid}) never sees end of file while a write end is open. send closes the FIFO (drops its fd) \
+                 when it has written everything.\n{}",
+                evidence_now()
+            ));
+        }
+        let status = reap(cat_pid, "cat");
         let got = fs::read(&out).expect("read cat's output");
         assert!(
-            status.success(),
-            "cat {status}: it should have read the FIFO to its end"
+            matches!(status, WaitStatus::Exited(_, 0)),
+            "cat {}: it should have read the FIFO to its end",
+            status_text(Some(status))
         );
         expect_same(&data, &got, "through the FIFO from send to cat");
     });
