@@ -17,6 +17,8 @@
 //! - `send_message` writes the 4-byte little-endian length and the message, all of it, also
 //!   beyond a pipe's capacity (`send_message_writes_one_frame`); refuses a message above
 //!   `MAX_MESSAGE` with EMSGSIZE, writing nothing (`send_message_refuses_a_message_too_big`);
+//!   finishes a write a signal cut short and retries one that failed with EINTR
+//!   (`send_message_finishes_a_write_cut_short_by_a_signal`);
 //!   returns EPIPE when nobody can read (`send_message_returns_epipe_without_a_reader`);
 //! - `recv_message` reads whole frames however they are cut into reads
 //!   (`recv_message_reads_frames_arriving_in_pieces`), `Ok(None)` at end of file before a
@@ -53,12 +55,14 @@ use pipe_duplex::*;
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigHandler, Signal, kill, signal};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::pthread::{pthread_kill, pthread_self};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction, signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, pipe, read, write};
 use oskata_harness::{Isolation, evidence, procfs, scaled, student};
@@ -825,7 +829,7 @@ fn send_message_writes_one_frame(#[case] len: usize) {
 fn send_message_refuses_a_message_too_big() {
     Isolation::new().deadline(Duration::from_secs(15)).check_fds().run(|| {
         let (read_end, write_end) = pipe().expect("pipe");
-        nix::fcntl::fcntl(&read_end, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+        fcntl(&read_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
             .expect("O_NONBLOCK");
         // A thread drains whatever comes, so a wrong send_message cannot hang on the full pipe.
         let stop = Arc::new(AtomicBool::new(false));
@@ -877,6 +881,131 @@ fn send_message_returns_epipe_without_a_reader() {
              ignored here), and send_message must return that error: the message did not arrive"
         );
     });
+}
+
+/// How many times [`count_signal`] ran.
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+
+/// Set once the code under test has returned, so the helper stops waiting for it to sleep.
+static RETURNED: AtomicBool = AtomicBool::new(false);
+
+/// A SIGUSR1 handler that does nothing but count.
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// `send_message` into a pipe of one page (`F_SETPIPE_SZ`, one buffer slot) that nobody drains
+/// yet: the 4 length bytes fit, the 40 000 bytes of the message fill the slot and the write
+/// sleeps; a
+/// signal whose handler has no SA_RESTART ends it with what it took (a short write). The next
+/// write sleeps having taken nothing, and a second signal makes it fail with EINTR. Each signal
+/// is sent once `/proc` shows the writer asleep in write(2) with the pipe full. Then the test
+/// drains: the whole frame must arrive, once, in order.
+#[test]
+fn send_message_finishes_a_write_cut_short_by_a_signal() {
+    Isolation::new()
+        .deadline(Duration::from_secs(20))
+        .check_fds()
+        .run(short_write);
+}
+
+/// The body of [`send_message_finishes_a_write_cut_short_by_a_signal`].
+fn short_write() {
+    ignore_sigpipe();
+    let action = SigAction::new(
+        SigHandler::Handler(count_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only adds to an atomic counter, which is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR1, &action) }.expect("sigaction(SIGUSR1)");
+    let (sink_r, sink_w) = pipe().expect("pipe");
+    let page = 4096;
+    let size = fcntl(&sink_w, FcntlArg::F_SETPIPE_SZ(page as libc::c_int)).expect("F_SETPIPE_SZ");
+    assert_eq!(size as usize, page, "the pipe should hold one page");
+    let message = pattern(40_000, 11);
+    let me = getpid();
+    let wfd = sink_w.as_raw_fd();
+    let writer = pthread_self();
+    let limit = scaled(SETTLE);
+    let helper = thread::spawn(move || {
+        let mut trouble = None;
+        for round in 1..=2u32 {
+            let start = Instant::now();
+            let mut pauses = 0;
+            loop {
+                let asleep = procfs::state(me) == Some('S')
+                    && procfs::syscall(me)
+                        .is_some_and(|c| c.nr == libc::SYS_write && c.args[0] as i32 == wfd);
+                // Asleep in write means the pipe is full; more than the 4 length bytes in it
+                // means the sleeping write has taken part of the message (the first round), or
+                // that the pipe is still full (the second).
+                if asleep && queued(&sink_r) > 4 {
+                    break;
+                }
+                if RETURNED.load(Ordering::SeqCst) {
+                    // It returned without writing the rest: the bytes tell.
+                    break;
+                }
+                if start.elapsed() > limit {
+                    trouble = Some(format!(
+                        "after {limit:?} send_message (pid {me}) was not asleep in write(2) on fd {wfd}, the full \
+                         pipe (signal {round} of 2 not sent)"
+                    ));
+                    break;
+                }
+                pause(&mut pauses);
+            }
+            if trouble.is_some() || RETURNED.load(Ordering::SeqCst) {
+                break;
+            }
+            let _ = pthread_kill(writer, Signal::SIGUSR1);
+            let start = Instant::now();
+            while SIGNALS.load(Ordering::SeqCst) < round && start.elapsed() < limit {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match read(&sink_r, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        (trouble, got)
+    });
+    let result = student(|| send_message(&sink_w, &message));
+    RETURNED.store(true, Ordering::SeqCst);
+    drop(sink_w);
+    let (trouble, got) = helper.join().expect("the helper thread");
+    match result {
+        Ok(()) => {}
+        Err(Errno::EINTR) => panic!(
+            "send_message returned Err(EINTR): a write(2) into the full pipe was interrupted by a signal (SIGUSR1, \
+             whose handler has no SA_RESTART) before it took anything. EINTR means nothing was transferred and \
+             nothing is lost: call write again."
+        ),
+        Err(e) => panic!(
+            "send_message failed ({e}) while a signal interrupted its write(2) into a full pipe"
+        ),
+    }
+    if let Some(why) = trouble {
+        panic!("{why}");
+    }
+    let mut frame = (message.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&message);
+    if got != frame {
+        panic!(
+            "the pipe received {} of the {} bytes of the frame. The test interrupted a write(2) once the full pipe \
+             (one page) had taken part of the message: write(2) then returns how much it took, a short write, and \
+             the rest must still be written, in a loop.",
+            got.len(),
+            frame.len()
+        );
+    }
 }
 
 /// Frames cut into many reads: the length in two pieces, a message in pieces, a message much
