@@ -21,7 +21,8 @@
 //!   (`send_message_finishes_a_write_cut_short_by_a_signal`);
 //!   returns EPIPE when nobody can read (`send_message_returns_epipe_without_a_reader`);
 //! - `recv_message` reads whole frames however they are cut into reads
-//!   (`recv_message_reads_frames_arriving_in_pieces`), `Ok(None)` at end of file before a
+//!   (`recv_message_reads_frames_arriving_in_pieces`), retries a read a signal interrupted
+//!   (`recv_message_retries_a_read_interrupted_by_a_signal`), `Ok(None)` at end of file before a
 //!   frame, EPROTO at end of file inside one, EMSGSIZE for a length above `MAX_MESSAGE`
 //!   (`recv_message_reports_a_bad_frame`);
 //! - `spawn_server` uses two pipes, and each side holds only its two ends
@@ -1104,6 +1105,78 @@ fn recv_message_reads_frames_arriving_in_pieces() {
             panic!("{e}");
         }
     });
+}
+
+/// `recv_message` asleep in `read(2)` on an empty pipe gets a signal whose handler has no
+/// SA_RESTART: that read fails with EINTR, which only means "call me again". The signal is sent
+/// once `/proc` shows it asleep in read on the pipe, and the frame is written only after the
+/// handler ran, so the interrupted read can have returned nothing but EINTR.
+#[test]
+fn recv_message_retries_a_read_interrupted_by_a_signal() {
+    Isolation::new()
+        .deadline(Duration::from_secs(20))
+        .check_fds()
+        .run(|| {
+            let action = SigAction::new(
+                SigHandler::Handler(count_signal),
+                SaFlags::empty(),
+                SigSet::empty(),
+            );
+            // SAFETY: the handler only adds to an atomic counter, which is async-signal-safe.
+            unsafe { sigaction(Signal::SIGUSR1, &action) }.expect("sigaction(SIGUSR1)");
+            ignore_sigpipe();
+            let (read_end, write_end) = pipe().expect("pipe");
+            let rfd = read_end.as_raw_fd();
+            let me = getpid();
+            let reader = pthread_self();
+            let helper = thread::spawn(move || -> Result<(), String> {
+                let limit = scaled(SETTLE);
+                let start = Instant::now();
+                while procfs::blocked_read_fd(me) != Some(rfd) {
+                    if RETURNED.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    if start.elapsed() > limit {
+                        return Err(format!(
+                            "after {limit:?} recv_message (pid {me}) was not asleep in read(2) on fd {rfd}, the \
+                             empty pipe"
+                        ));
+                    }
+                    thread::sleep(Duration::from_micros(200));
+                }
+                pthread_kill(reader, Signal::SIGUSR1).map_err(|e| format!("pthread_kill: {e}"))?;
+                let start = Instant::now();
+                while SIGNALS.load(Ordering::SeqCst) == 0 {
+                    if start.elapsed() > limit {
+                        return Err("the SIGUSR1 handler never ran".into());
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+                // The read is over; if recv_message went back to read, this frame ends it.
+                let _ = put_frame(&write_end, b"after the signal");
+                Ok(())
+            });
+            let got = student(|| recv_message(&read_end));
+            RETURNED.store(true, Ordering::SeqCst);
+            drop(read_end);
+            let trouble = helper.join().expect("the helper thread");
+            match got {
+                Ok(Some(m)) if m == b"after the signal" => {}
+                Err(Errno::EINTR) => panic!(
+                    "recv_message returned Err(EINTR): its read(2) was interrupted by a signal (SIGUSR1, whose \
+                     handler has no SA_RESTART) while it waited on the empty pipe. EINTR means the call was cut \
+                     short before anything was read: nothing is lost and the writer is still there, so call read \
+                     again; it is neither end of file nor a real failure."
+                ),
+                other => panic!(
+                    "recv_message, interrupted by a signal while it waited, and then given the frame \
+                     \"after the signal\", returned {other:?}"
+                ),
+            }
+            if let Err(e) = trouble {
+                panic!("{e}");
+            }
+        });
 }
 
 /// What the test writes before closing the pipe, and what `recv_message` must say.

@@ -20,7 +20,8 @@
 //! - `spawn_writer(Default, ..)`: the child is killed by SIGPIPE, whatever disposition it
 //!   inherited, and reports nothing (`default_disposition_kills_the_writer`);
 //! - `spawn_writer(Ignore, ..)`: the child survives, reports EPIPE and exits 0, whatever it
-//!   inherited (`ignored_disposition_gives_epipe`);
+//!   inherited, and `/proc/<pid>/status` shows SIGPIPE ignored (not caught) while it writes its
+//!   report, held up by a full report pipe (`ignored_disposition_gives_epipe`);
 //! - the child closes its read end, and the parent both ends and its copy of `report`; the
 //!   parent's SIGPIPE disposition and its other fds are as before (every `spawn_writer` test,
 //!   through `run_writer`).
@@ -60,6 +61,9 @@ const SETTLE: Duration = Duration::from_secs(8);
 /// What the writer writes: four times what a pipe holds, so a writer that still has a reader
 /// fills the pipe and sleeps instead of finishing.
 const DATA_LEN: usize = 256 * 1024;
+
+/// One page: the size the tests give a pipe they want full.
+const PAGE: usize = 4096;
 
 /// SIGPIPE's bit in the `SigIgn`/`SigCgt` masks of `/proc/<pid>/status`.
 const SIGPIPE_BIT: u64 = 1 << (libc::SIGPIPE - 1);
@@ -235,6 +239,9 @@ struct Outcome {
     child: Pid,
     status: WaitStatus,
     report: Vec<u8>,
+    /// SIGPIPE in the child's `SigIgn` and `SigCgt` while it sat writing its report, if it got
+    /// that far.
+    reporting: Option<(bool, bool)>,
 }
 
 /// Sets the test's own disposition to `inherited`, runs `spawn_writer(sigpipe, ..)`, checks
@@ -243,6 +250,22 @@ struct Outcome {
 fn run_writer(sigpipe: Sigpipe, inherited: Inherited) -> Outcome {
     set_own(inherited);
     let (report_r, report_w) = pipe().expect("the report pipe");
+    // The report pipe is made full (one page, filled): the child's report then waits in write(2)
+    // until the test drains the filler, which lets the test read the child's disposition from
+    // /proc while it is alive and past its write of the data.
+    fcntl(&report_w, FcntlArg::F_SETPIPE_SZ(PAGE as libc::c_int)).expect("F_SETPIPE_SZ");
+    let filler = [b'#'; PAGE];
+    let mut off = 0;
+    while off < PAGE {
+        off += nix::unistd::write(&report_w, &filler[off..]).expect("fill the report pipe");
+    }
+    let report_inode = procfs::fds(getpid())
+        .expect("read the test's fd table")
+        .iter()
+        .find(|f| f.fd == report_r.as_raw_fd())
+        .and_then(procfs::Fd::pipe_inode)
+        .expect("the report pipe's inode");
+    let mut reporting = None;
     let me = getpid();
     let report_fd = report_w.as_raw_fd();
     let before = procfs::fds(me).expect("read the test's fd table");
@@ -260,7 +283,29 @@ fn run_writer(sigpipe: Sigpipe, inherited: Inherited) -> Outcome {
             Ok(status) => break status,
             Err(e) => panic!("waitpid({child}) failed: {e}"),
         }
-        if let Some((wfd, inode)) = writing_pipe(child) {
+        if let Some((_, inode)) = writing_pipe(child)
+            && inode == report_inode
+        {
+            // Writing its report, past the data: once it sleeps there, read its disposition,
+            // then let the report through.
+            if reporting.is_none()
+                && procfs::state(child) == Some('S')
+                && let Ok(status) = procfs::status(child)
+            {
+                let bit = |key| status.signal_mask(key).unwrap_or(0) & SIGPIPE_BIT != 0;
+                reporting = Some((bit("SigIgn"), bit("SigCgt")));
+                let mut buf = [0u8; PAGE];
+                let mut got = 0;
+                while got < PAGE {
+                    match read(&report_r, &mut buf[got..]) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(Errno::EINTR) => {}
+                        Err(e) => panic!("draining the report pipe: {e}"),
+                    }
+                }
+            }
+        } else if let Some((wfd, inode)) = writing_pipe(child) {
             let holders = read_end_holders(inode);
             if let Some(&(pid, rfd)) = holders.first() {
                 let who = if pid == child.as_raw() {
@@ -301,11 +346,16 @@ fn run_writer(sigpipe: Sigpipe, inherited: Inherited) -> Outcome {
     while let Ok(n @ 1..) = read(&report_r, &mut buf) {
         report.extend_from_slice(&buf[..n]);
     }
+    if reporting.is_none() {
+        // Nothing was let through: the filler is still there, before whatever came.
+        report.drain(..PAGE.min(report.len()));
+    }
     set_own(Inherited::Default);
     Outcome {
         child,
         status,
         report,
+        reporting,
     }
 }
 
@@ -335,6 +385,7 @@ fn default_disposition_kills_the_writer(#[case] inherited: Inherited) {
             child,
             status,
             report,
+            ..
         } = run_writer(Sigpipe::Default, inherited);
         match status {
             WaitStatus::Signaled(_, Signal::SIGPIPE, _) if report.is_empty() => {}
@@ -384,10 +435,23 @@ fn ignored_disposition_gives_epipe(#[case] inherited: Inherited) {
             child,
             status,
             report,
+            reporting,
         } = run_writer(Sigpipe::Ignore, inherited);
         let epipe = (Errno::EPIPE as i32).to_le_bytes();
         match status {
-            WaitStatus::Exited(_, 0) if report == epipe => {}
+            WaitStatus::Exited(_, 0) if report == epipe => match reporting {
+                Some((true, false)) => {}
+                Some((_, true)) => panic!(
+                    "the writer (pid {child}) reported EPIPE, but while it wrote its report /proc/{child}/status \
+                     showed SIGPIPE caught by a handler (SigCgt), not ignored (SigIgn): Sigpipe::Ignore means \
+                     SIG_IGN. A handler also turns the write into EPIPE, but it is not the same disposition: it is \
+                     reset to the default by exec, while an ignored signal stays ignored."
+                ),
+                other => panic!(
+                    "the writer (pid {child}) reported EPIPE, but while it wrote its report /proc/{child}/status did \
+                     not show SIGPIPE ignored (SigIgn, SigCgt: {other:?})"
+                ),
+            },
             WaitStatus::Signaled(_, Signal::SIGPIPE, _) => panic!(
                 "the writer (pid {child}) was killed by SIGPIPE: Sigpipe::Ignore must set SIGPIPE to SIG_IGN in the \
                  child before it writes ({}), so that the kernel's signal is discarded and write(2) fails with \
