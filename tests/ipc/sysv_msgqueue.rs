@@ -27,7 +27,10 @@
 //! - with `nowait` it fails with ENOMSG when nothing matches, at once, leaving the queue as it
 //!   was (`receive_nowait_fails_with_enomsg_without_waiting`); without it, it sleeps in msgrcv
 //!   until another process sends a matching message
-//!   (`receive_waits_until_another_process_sends`);
+//!   (`receive_waits_until_another_process_sends`), and calls msgrcv again when a signal
+//!   interrupts it (`receive_goes_on_after_a_signal`);
+//! - `send` waits while the queue is full (no IPC_NOWAIT) and calls msgsnd again when a signal
+//!   interrupts it (`send_waits_while_the_queue_is_full_and_goes_on_after_a_signal`);
 //! - it takes a text of up to MAX_TEXT bytes and refuses a longer one with E2BIG, leaving it
 //!   queued (`receive_refuses_a_message_longer_than_max_text`); it rejects a selector type not
 //!   positive with EINVAL (`receive_rejects_a_type_not_positive`);
@@ -59,11 +62,13 @@ use sysv_msgqueue::*;
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::sys::pthread::{pthread_kill, pthread_self};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, pipe, read, write};
 use oskata_harness::{Isolation, ipc_key, scaled, student};
@@ -931,5 +936,178 @@ fn random_sends_and_receives_follow_the_kernels_rule() {
             Err(TestError::Fail(why, _)) => panic!("{why}"),
             Err(e) => panic!("{e}"),
         }
+    });
+}
+
+/// How many SIGUSR1 the test process has handled.
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// What [`interrupt_once`]'s watcher saw.
+#[derive(Debug, Clone, Copy, Default)]
+struct Interrupted {
+    /// The call was seen asleep, and the signal sent.
+    signalled: bool,
+    /// After the handler ran, the call was seen asleep again (made again after EINTR).
+    again: bool,
+}
+
+/// Installs a counting SIGUSR1 handler without SA_RESTART, then runs `call` in the main thread
+/// while a watcher waits to see it asleep in system call `nr`, interrupts it with SIGUSR1, waits
+/// to see it asleep in `nr` again (or return), and then runs `release`, which must let the call
+/// finish.
+fn interrupt_once<T>(
+    nr: libc::c_long,
+    call: impl FnOnce() -> T,
+    release: impl FnOnce() + Send + 'static,
+) -> (T, Interrupted) {
+    let action = SigAction::new(
+        SigHandler::Handler(count_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only adds to an atomic counter, which is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR1, &action) }.expect("sigaction(SIGUSR1)");
+    let me = getpid();
+    let main = pthread_self();
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let limit = scaled(SETTLE);
+    let asleep = move || {
+        oskata_harness::procfs::syscall(me).is_some_and(|c| c.nr == nr)
+            && oskata_harness::procfs::state(me) == Some('S')
+    };
+    let watcher = thread::spawn(move || {
+        let mut seen = Interrupted::default();
+        let wait_for = |what: &dyn Fn() -> bool| {
+            let start = Instant::now();
+            let mut pause = Duration::from_micros(100);
+            while !flag.load(Ordering::SeqCst) && start.elapsed() < limit {
+                if what() {
+                    return true;
+                }
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
+            }
+            false
+        };
+        if wait_for(&asleep) && pthread_kill(main, Signal::SIGUSR1).is_ok() {
+            seen.signalled = true;
+            let before = Instant::now();
+            while SIGNALS.load(Ordering::SeqCst) == 0 && before.elapsed() < limit {
+                thread::sleep(Duration::from_millis(1));
+            }
+            seen.again = wait_for(&asleep);
+        }
+        release();
+        seen
+    });
+    let got = call();
+    done.store(true, Ordering::SeqCst);
+    let seen = watcher.join().expect("the watcher thread");
+    (got, seen)
+}
+
+/// msgrcv and msgsnd are never restarted after a signal handler (signal(7)).
+const NO_RESTART: &str = "msgsnd(2) and msgrcv(2) are never restarted after a signal handler, SA_RESTART or not \
+                          (signal(7), \"Interruption of system calls\"): they fail with EINTR, having done nothing, \
+                          and the call must simply be made again";
+
+#[test]
+fn receive_goes_on_after_a_signal() {
+    Isolation::new().deadline(Duration::from_secs(20)).run(|| {
+        let q = test_queue(18);
+        let id = q.id;
+        let (got, seen) = interrupt_once(
+            libc::SYS_msgrcv,
+            || student(|| receive(id, Select::Type(5), false)),
+            move || raw_send(id, 5, b"after the signal"),
+        );
+        if got == Err(Errno::EINTR) {
+            panic!(
+                "receive(Select::Type(5), nowait = false) returned Err(EINTR): while it slept in msgrcv the test \
+                 sent SIGUSR1, whose handler ran. {NO_RESTART}."
+            );
+        }
+        assert!(
+            seen.signalled,
+            "receive(Select::Type(5), nowait = false) on an empty queue was never seen asleep in msgrcv(2); it \
+             returned {}",
+            show_result(&got)
+        );
+        assert!(
+            seen.again,
+            "after the signal, receive was not seen asleep in msgrcv again; it returned {}",
+            show_result(&got)
+        );
+        assert_eq!(
+            got,
+            Ok((5, b"after the signal".to_vec())),
+            "receive should return the message sent after the signal"
+        );
+    });
+}
+
+/// The test's msgsnd with IPC_NOWAIT, its error returned.
+fn raw_try_send(id: i32, mtype: libc::c_long, text: &[u8]) -> Result<(), Errno> {
+    let mut m = RawMsg {
+        mtype,
+        mtext: [0; 2 * MAX_TEXT],
+    };
+    m.mtext[..text.len()].copy_from_slice(text);
+    // SAFETY: the kernel reads mtype and text.len() bytes of mtext, all inside `m`.
+    let rc = unsafe { libc::msgsnd(id, (&raw const m).cast(), text.len(), libc::IPC_NOWAIT) };
+    if rc == 0 { Ok(()) } else { Err(Errno::last()) }
+}
+
+#[test]
+fn send_waits_while_the_queue_is_full_and_goes_on_after_a_signal() {
+    Isolation::new().deadline(Duration::from_secs(20)).run(|| {
+        let q = test_queue(19);
+        let chunk = vec![b'f'; MAX_TEXT];
+        let mut filled = 0;
+        loop {
+            match raw_try_send(q.id, 1, &chunk) {
+                Ok(()) => filled += 1,
+                Err(Errno::EAGAIN) => break,
+                Err(e) => panic!("the test's msgsnd failed: {e}"),
+            }
+            assert!(filled < 100_000, "the test's queue never filled up");
+        }
+        let id = q.id;
+        let (got, seen) = interrupt_once(
+            libc::SYS_msgsnd,
+            || student(|| send(id, 9, b"squeezed in")),
+            move || {
+                let _ = raw_receive(id, 0);
+            },
+        );
+        match got {
+            Err(Errno::EAGAIN) => panic!(
+                "send on a full queue returned EAGAIN at once: that is msgsnd with IPC_NOWAIT. send must wait while \
+                 the queue is full (msgflg 0): msgsnd then sleeps until a receiver makes room"
+            ),
+            Err(Errno::EINTR) => panic!(
+                "send returned Err(EINTR): while it slept in msgsnd on the full queue, the test sent SIGUSR1, \
+                 whose handler ran. {NO_RESTART}."
+            ),
+            Err(e) => panic!("send on a full queue failed with {e} while the test interrupted it"),
+            Ok(()) => {}
+        }
+        assert!(
+            seen.signalled && seen.again,
+            "send on a full queue was not seen asleep in msgsnd(2), before and after a signal ({seen:?})"
+        );
+        let all = drain(q.id);
+        assert_eq!(
+            all.last(),
+            Some(&(9, b"squeezed in".to_vec())),
+            "the message send waited to queue should be the newest in the queue ({} messages)",
+            all.len()
+        );
+        assert_eq!(all.len(), filled, "one message was taken to make room, one added");
     });
 }
