@@ -41,7 +41,9 @@
 //!   (`spawn_sender_child_exits_1_when_a_send_fails`);
 //! - `gather` passes the messages from a child to the parent and leaves no queue and no child
 //!   behind (`gather_passes_the_messages_and_leaves_nothing`: the harness's leak check names a
-//!   queue left with its id, key and mode, and a zombie); it refuses a key in use with EEXIST and
+//!   queue left with its id, key and mode, and a zombie), the parent waiting in msgrcv for what
+//!   the child sends (`gather_receives_what_the_child_sends`: the child held stopped at birth
+//!   until the parent is seen asleep in msgrcv); it refuses a key in use with EEXIST and
 //!   leaves that queue alone (`gather_refuses_a_key_in_use_and_leaves_that_queue`).
 
 // The exercise under test: your stub (by default), the reference solution (`--features
@@ -71,7 +73,7 @@ use nix::sys::pthread::{pthread_kill, pthread_self};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, pipe, read, write};
-use oskata_harness::{Isolation, ipc_key, scaled, student};
+use oskata_harness::{Isolation, births, ipc_key, scaled, scratch_dir, student};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
@@ -1109,5 +1111,61 @@ fn send_waits_while_the_queue_is_full_and_goes_on_after_a_signal() {
             all.len()
         );
         assert_eq!(all.len(), filled, "one message was taken to make room, one added");
+    });
+}
+
+#[test]
+fn gather_receives_what_the_child_sends() {
+    Isolation::new().deadline(Duration::from_secs(20)).run(|| {
+        let me = getpid();
+        let returned = scratch_dir().join("returned");
+        let waited = scratch_dir().join("waited");
+        let (flag, mark) = (returned.clone(), waited.clone());
+        // Every child starts stopped, and stays so until the parent is seen asleep in msgrcv
+        // (noted in a file), in waitpid, or gather has returned: the messages can only come
+        // from the child once the parent waits for them.
+        let hold = births::hold_new_children(move || {
+            if flag.exists() {
+                return true;
+            }
+            if sleeping_in_msgrcv(me).is_some() {
+                let _ = fs::write(&mark, b"");
+                return true;
+            }
+            // A parent waiting for its child before it received anything: let the child go.
+            oskata_harness::procfs::syscall(me)
+                .is_some_and(|c| c.nr == libc::SYS_wait4 || c.nr == libc::SYS_waitid)
+        });
+        let hold = match hold {
+            Ok(hold) => Some(hold),
+            Err(why) => {
+                eprintln!("note: the test cannot hold new children here ({why}); they run freely");
+                None
+            }
+        };
+        let messages: Vec<Msg> = vec![(4, b"from".to_vec()), (2, b"the child".to_vec())];
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            student(|| gather(ipc_key(20), 0o600, &messages))
+        }));
+        fs::write(&returned, b"").expect("write the test's flag file");
+        let held = hold.is_some();
+        drop(hold);
+        let got = got.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        match &got {
+            Ok(got) if *got == messages => {}
+            Ok(got) => panic!(
+                "gather returned {}, not the messages sent, {}",
+                show_all(got),
+                show_all(&messages)
+            ),
+            Err(e) => panic!("gather failed: {e}"),
+        }
+        if held && !waited.exists() {
+            panic!(
+                "gather returned the messages without ever sleeping in msgrcv(2), although the test held every \
+                 child it forked stopped at birth until then: the messages did not come from a child. gather must \
+                 have spawn_sender's child send them, and receive them in the parent (waiting for each)."
+            );
+        }
     });
 }

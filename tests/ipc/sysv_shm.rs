@@ -29,7 +29,9 @@
 //!   (`spawn_writer_refuses_data_longer_than_the_segment`);
 //! - `share_with_child` returns what the child wrote, and leaves no attachment and no segment
 //!   (`share_with_child_returns_what_the_child_wrote`: the SYSV mapping checked here, the
-//!   segment by the harness's leak check); it refuses a key in use with EEXIST and leaves that
+//!   segment by the harness's leak check), reading only after the child exited
+//!   (`share_with_child_reads_only_after_the_child_exited`: the child held stopped at birth
+//!   until the parent is seen in waitpid); it refuses a key in use with EEXIST and leaves that
 //!   segment alone (`share_with_child_refuses_a_key_in_use_and_leaves_that_segment`).
 
 // The exercise under test: your stub (by default), the reference solution (`--features
@@ -54,7 +56,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid};
-use oskata_harness::{Isolation, ipc_key, procfs, student};
+use oskata_harness::{Isolation, births, ipc_key, procfs, scratch_dir, student};
 use rstest::rstest;
 
 /// The page size of this machine (segments are mapped in whole pages).
@@ -588,5 +590,56 @@ fn share_with_child_refuses_a_key_in_use_and_leaves_that_segment() {
              you created",
             seg.id
         );
+    });
+}
+
+/// Whether `pid`'s main thread sleeps in wait4(2) or waitid(2) right now.
+fn asleep_in_wait(pid: Pid) -> bool {
+    procfs::syscall(pid).is_some_and(|c| c.nr == libc::SYS_wait4 || c.nr == libc::SYS_waitid)
+        && procfs::state(pid) == Some('S')
+}
+
+#[test]
+fn share_with_child_reads_only_after_the_child_exited() {
+    Isolation::new().deadline(Duration::from_secs(20)).run(|| {
+        let me = getpid();
+        let returned = scratch_dir().join("returned");
+        let flag = returned.clone();
+        // Every child starts stopped, and stays so until the parent is seen waiting for it (or
+        // share_with_child has returned): a parent that reads before it waits reads first.
+        let hold = births::hold_new_children(move || flag.exists() || asleep_in_wait(me));
+        let hold = match hold {
+            Ok(hold) => Some(hold),
+            Err(why) => {
+                eprintln!("note: the test cannot hold new children here ({why}); they run freely");
+                None
+            }
+        };
+        let data: Vec<u8> = (0..5000).map(|i| (i % 251) as u8 | 0x80).collect();
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            student(|| share_with_child(ipc_key(12), 8192, 0o600, &data))
+        }));
+        fs::write(&returned, b"").expect("write the test's flag file");
+        drop(hold);
+        let got = got.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        for (start, _, _) in sysv_mappings(ipc_key(12)) {
+            let _ = raw_detach(NonNull::new(start as *mut u8).expect("mapping address"));
+        }
+        match got {
+            Ok(got) if got == data => {}
+            Ok(got) if got.iter().all(|b| *b == 0) => panic!(
+                "share_with_child returned {} zero bytes. The test held the child stopped at birth until the parent \
+                 was seen asleep in waitpid: so the parent read the segment before the child had written anything. \
+                 Shared memory has no ordering of its own; read only after waitpid says the child exited (if \
+                 spawn_writer_writes_from_a_child fails too, the child wrote into a private copy instead).",
+                got.len()
+            ),
+            Ok(got) => panic!(
+                "share_with_child returned {} bytes differing from the {} the child was to write",
+                got.len(),
+                data.len()
+            ),
+            Err(e) => panic!("share_with_child failed: {e}"),
+        }
     });
 }
