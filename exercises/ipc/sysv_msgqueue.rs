@@ -42,7 +42,9 @@
 //! When no message matches, msgrcv sleeps until one arrives; with `IPC_NOWAIT` in its flags it
 //! fails at once with `ENOMSG` instead. (msgsnd sleeps while the queue is full, `msg_qbytes`,
 //! by default `/proc/sys/kernel/msgmnb` = 16384 bytes; with `IPC_NOWAIT` it fails with
-//! `EAGAIN`.) A signal ends either sleep with `EINTR`; the call can simply be made again.
+//! `EAGAIN`.) A signal whose handler runs ends either sleep with `EINTR`, and these two calls
+//! are never restarted by the kernel, whatever `SA_RESTART` says (signal(7)); nothing was
+//! sent or taken, so the call can simply be made again.
 //!
 //! nix has no wrappers for System V IPC, so you call `libc::msgget`, `libc::msgsnd`,
 //! `libc::msgrcv` and `libc::msgctl` yourself. Put each behind one small safe function that
