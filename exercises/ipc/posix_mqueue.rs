@@ -96,7 +96,9 @@ pub fn try_send(_queue: &MqdT, _priority: u32, _message: &[u8]) -> nix::Result<b
 ///
 /// The buffer must be at least the queue's `mq_msgsize` bytes long (read it with
 /// `mq_getattr`). On a blocking descriptor an empty queue makes the call wait; on a
-/// non-blocking one it fails with `EAGAIN`, which is returned like every other error.
+/// non-blocking one it fails with `EAGAIN`, which is returned like every other error. A wait
+/// cut short by a signal (`EINTR`, from a handler installed without `SA_RESTART`) took no
+/// message: call `mq_receive` again.
 pub fn receive(_queue: &MqdT) -> nix::Result<(u32, Vec<u8>)> {
     todo!()
 }

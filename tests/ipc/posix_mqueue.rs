@@ -31,7 +31,8 @@
 //!   mq_msgsize whatever the message's length (`receive_sizes_its_buffer_from_mq_msgsize`),
 //!   EAGAIN on an empty non-blocking queue (`receive_says_eagain_on_an_empty_nonblocking_queue`)
 //!   and waits, in mq_timedreceive, on an empty blocking one
-//!   (`receive_waits_on_an_empty_blocking_queue`);
+//!   (`receive_waits_on_an_empty_blocking_queue`), calling mq_receive again when a signal
+//!   interrupts the wait (`receive_retries_when_a_signal_interrupts_it`);
 //! - `spawn_sender`'s child opens the queue by name and delivers every message with its
 //!   priority, then exits 0 (`spawn_sender_delivers_every_message_with_its_priority`), waits
 //!   for room when the queue is full (`spawn_sender_waits_when_the_queue_is_full`), never
@@ -62,14 +63,15 @@ use posix_mqueue::*;
 use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::mqueue::{MQ_OFlag, mq_close, mq_getattr, mq_open, mq_receive, mq_send, mq_unlink};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::pthread::{pthread_kill, pthread_self};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
 use nix::sys::stat::{Mode, fstat};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid};
@@ -697,6 +699,66 @@ fn receive_waits_on_an_empty_blocking_queue() {
     });
 }
 
+/// SIGUSR1 deliveries seen by [`count_signal`].
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+
+/// A handler that only counts (async-signal-safe).
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// `receive` asleep in mq_timedreceive on an empty blocking queue gets a signal whose handler
+/// was installed without SA_RESTART, so mq_receive fails with EINTR; `receive` must call it
+/// again (the helper sees it asleep once more) and return the message the helper then sends.
+#[test]
+fn receive_retries_when_a_signal_interrupts_it() {
+    Isolation::new().check_fds().run(|| {
+        let action = SigAction::new(SigHandler::Handler(count_signal), SaFlags::empty(), SigSet::empty());
+        // SAFETY: the handler only adds to an atomic counter, which is async-signal-safe.
+        unsafe { sigaction(Signal::SIGUSR1, &action) }.expect("sigaction(SIGUSR1)");
+        let name = ipc_name("eintr");
+        let q = own_queue(&name, 2, 32, false);
+        let me = getpid();
+        let receiver = pthread_self();
+        let done = Arc::new(AtomicBool::new(false));
+        let (sender_name, helper_done) = (name.clone(), done.clone());
+        let helper = thread::spawn(move || {
+            let first = asleep_unless(me, libc::SYS_mq_timedreceive, &helper_done);
+            let mut again = false;
+            if first && pthread_kill(receiver, Signal::SIGUSR1).is_ok() {
+                let start = Instant::now();
+                while SIGNALS.load(Ordering::SeqCst) == 0 && start.elapsed() < scaled(SETTLE) {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                again = asleep_unless(me, libc::SYS_mq_timedreceive, &helper_done);
+            }
+            let q = open_existing(&sender_name, MQ_OFlag::O_WRONLY).expect("open the queue to send");
+            mq_send(&q, b"after the signal", 4).expect("the helper's mq_send");
+            let _ = mq_close(q);
+            (first, again)
+        });
+        let got = catch_unwind(AssertUnwindSafe(|| student(|| receive(&q))));
+        done.store(true, Ordering::SeqCst);
+        let joined = helper.join();
+        let got = got.unwrap_or_else(|p| resume_unwind(p));
+        let (first, again) = joined.expect("the helper thread");
+        let left = own_nonblocking_drain(&name);
+        let _ = mq_close(q);
+        let _ = mq_unlink(name.as_str());
+        assert!(first, "receive never slept in mq_timedreceive on the empty blocking queue");
+        if got == Err(Errno::EINTR) {
+            panic!(
+                "receive returned Err(EINTR): mq_receive was interrupted by a signal (SIGUSR1, whose handler was \
+                 installed without SA_RESTART) while it waited on the empty queue. EINTR means the call was cut short \
+                 before it took any message: nothing is lost, call mq_receive again"
+            );
+        }
+        assert_eq!(got, Ok((4, b"after the signal".to_vec())), "receive after the signal");
+        assert!(again, "receive did not go back to sleep in mq_timedreceive after the signal");
+        assert!(left.is_empty(), "left in the queue: {}", show(&left));
+    });
+}
+
 /// `spawn_sender`'s child opens the queue by name and sends six messages of three priorities
 /// into a queue with room for all; once it has exited 0, the queue holds them in the kernel's
 /// order, each with its priority.
@@ -843,6 +905,14 @@ fn remove_queue_frees_the_name() {
             Err(e) => assert_eq!(e, Errno::ENOENT, "mq_open of the removed name"),
         }
         assert_eq!(removed, Ok(()), "remove_queue({name})");
+        // Where the machine mounts the mqueue filesystem on /dev/mqueue (this test's own mount,
+        // made by the harness), the name is gone from its listing too.
+        let entry = std::path::Path::new("/dev/mqueue").join(name.trim_start_matches('/'));
+        assert!(
+            !entry.exists(),
+            "{} is still listed after remove_queue: nobody called mq_unlink",
+            entry.display()
+        );
         assert_eq!(
             still,
             Some((2, b"kept".to_vec())),

@@ -224,6 +224,24 @@ fn expect_child_ok(child: Pid, status: WaitStatus, size: Option<i64>) {
     }
 }
 
+/// Fails, before the test touches it, unless the mapping at `ptr` is readable and writable and
+/// at least `len` bytes long (a store into a read-only mapping would crash the test with
+/// SIGSEGV instead of saying why).
+fn expect_read_write(ptr: NonNull<u8>, found: Option<&procfs::Mapping>, len: usize) {
+    let Some(m) = found else {
+        panic!(
+            "no mapping of this process contains {ptr:?}, the address returned (/proc/self/smaps)"
+        );
+    };
+    if !m.perms.starts_with("rw") || m.end.saturating_sub(ptr.as_ptr() as u64) < len as u64 {
+        panic!(
+            "the mapping at {ptr:?} is {:#x}-{:#x} {} in /proc/self/smaps: it must be readable and writable \
+             (PROT_READ | PROT_WRITE) and cover the {len} bytes asked",
+            m.start, m.end, m.perms
+        );
+    }
+}
+
 /// `create_shm(name, size)`: `fstat` of the descriptor and `/dev/shm/<name>` both say `size`
 /// bytes, all zero; mode 0600; the descriptor is open read-write.
 #[rstest]
@@ -309,6 +327,7 @@ fn map_shared_is_a_shared_mapping_of_the_object() {
         drop(fd);
         let (ptr, rlen) = (region.ptr, region.len);
         let found = mapping_of(ptr);
+        expect_read_write(ptr, found.as_ref(), len);
         let data = pattern(len, 7);
         store_at(ptr, 0, &data);
         let seen = cat(&name);
@@ -368,8 +387,9 @@ fn anonymous_shared_mapping_crosses_fork() {
         let region = student(|| map_anonymous_shared(len)).unwrap_or_else(|e| panic!("map_anonymous_shared: {e}"));
         let (ptr, rlen) = (region.ptr, region.len);
         assert_eq!(rlen, len, "the Region's len");
-        let zeros = bytes_at(ptr, 0, len).iter().all(|b| *b == 0);
         let found = mapping_of(ptr);
+        expect_read_write(ptr, found.as_ref(), len);
+        let zeros = bytes_at(ptr, 0, len).iter().all(|b| *b == 0);
         let data = pattern(300, 3);
         let child = student(|| write_in_child(&region, 4000, &data)).unwrap_or_else(|e| panic!("write_in_child: {e}"));
         let status = wait_exit(child, "write_in_child's child");
