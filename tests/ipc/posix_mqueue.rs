@@ -198,6 +198,11 @@ fn wait_exit(child: Pid, what: &str) -> WaitStatus {
         match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
             Ok(status) => return status,
+            Err(Errno::ECHILD) => panic!(
+                "waitpid({child}) failed with ECHILD: {what} (pid {child}) is not a child of the test any more, \
+                 someone reaped it already. The function that forks returns the pid and leaves the waiting to its \
+                 caller"
+            ),
             Err(e) => panic!("waitpid({child}) failed: {e}"),
         }
         if start.elapsed() > limit {
