@@ -63,17 +63,65 @@ pub struct IpcObject {
     pub pids: Vec<i32>,
     /// When it was made or last changed by `*ctl` (`ctime`, seconds since the epoch).
     pub ctime: Option<i64>,
+    /// The owner's uid (`uid`; `IPC_SET` may make it differ from the creator's).
+    pub uid: Option<u32>,
+    /// A queue's last sender and last receiver (`lspid`, `lrpid`; 0 when none yet).
+    pub last_send_receive: Option<(i32, i32)>,
+    /// What the object holds: a segment's bytes (`size`), a set's semaphores (`nsems`), a
+    /// queue's messages (`qnum`).
+    pub size: Option<u64>,
 }
 
 impl fmt::Display for IpcObject {
+    /// The object as a leak report names it: id, key, mode, owner, what it holds, and the
+    /// pids the kernel keeps: the creator's for a segment; for a queue or a semaphore set the
+    /// kernel records no creator pid (svipc(7)), so the last sender and receiver, or the last
+    /// `semop` on each semaphore, stand in for it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "System V {} id {} (key {:#x}, mode {:o})",
+            "System V {} id {} (key {:#x}, mode {:o}",
             self.kind, self.id, self.key, self.perms
         )?;
-        if let Some(cpid) = self.cpid {
-            write!(f, ", created by pid {cpid}")?;
+        if let Some(uid) = self.uid {
+            write!(f, ", owner uid {uid}")?;
+        }
+        match (self.kind, self.size) {
+            (Kind::SharedMemory, Some(n)) => write!(f, ", {n} bytes")?,
+            (Kind::Semaphores, Some(n)) => write!(f, ", {n} semaphores")?,
+            (Kind::MessageQueue, Some(n)) => write!(f, ", {n} messages queued")?,
+            _ => {}
+        }
+        f.write_str(")")?;
+        match self.kind {
+            Kind::SharedMemory => {
+                if let Some(cpid) = self.cpid {
+                    write!(f, ", created by pid {cpid}")?;
+                }
+            }
+            Kind::MessageQueue => match self.last_send_receive {
+                Some((0, 0)) | None => {}
+                Some((s, r)) => {
+                    f.write_str(" (no creator pid is kept for a queue;")?;
+                    if s != 0 {
+                        write!(f, " last sent to by pid {s}")?;
+                    }
+                    if r != 0 {
+                        write!(f, "{} last read by pid {r}", if s != 0 { "," } else { "" })?;
+                    }
+                    f.write_str(")")?;
+                }
+            },
+            Kind::Semaphores => {
+                if !self.pids.is_empty() {
+                    let pids: Vec<String> = self.pids.iter().map(i32::to_string).collect();
+                    write!(
+                        f,
+                        " (no creator pid is kept for a set; last semop by pid {})",
+                        pids.join(", ")
+                    )?;
+                }
+            }
         }
         Ok(())
     }
@@ -95,6 +143,13 @@ pub fn parse(kind: Kind, text: &str) -> Vec<IpcObject> {
     };
     let cpid = col("cpid");
     let ctime = col("ctime");
+    let uid = col("uid");
+    let (lspid, lrpid) = (col("lspid"), col("lrpid"));
+    let size = col(match kind {
+        Kind::SharedMemory => "size",
+        Kind::Semaphores => "nsems",
+        Kind::MessageQueue => "qnum",
+    });
     let pid_cols: Vec<usize> = ["cpid", "lpid", "lspid", "lrpid"]
         .iter()
         .filter_map(|c| col(c))
@@ -115,6 +170,11 @@ pub fn parse(kind: Kind, text: &str) -> Vec<IpcObject> {
                     .filter(|&p| p != 0)
                     .collect(),
                 ctime: ctime.and_then(|c| w.get(c)?.parse().ok()),
+                uid: uid.and_then(|c| w.get(c)?.parse().ok()),
+                last_send_receive: lspid
+                    .zip(lrpid)
+                    .and_then(|(s, r)| Some((w.get(s)?.parse().ok()?, w.get(r)?.parse().ok()?))),
+                size: size.and_then(|c| w.get(c)?.parse().ok()),
             })
         })
         .collect()
@@ -187,5 +247,30 @@ mod tests {
         let msg = "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n        -1          3   644           0          0     0     0     0     0     0     0          0          0 1700000000\n";
         assert_eq!(parse(Kind::MessageQueue, msg)[0].key, -1);
         assert!(parse(Kind::MessageQueue, "").is_empty());
+    }
+
+    #[test]
+    fn a_leak_names_what_the_kernel_keeps_of_each_kind() {
+        let shm = "key shmid perms size cpid lpid nattch uid gid cuid cgid\n 10 12 600 4096 77 0 0 5 0 5 0\n";
+        assert_eq!(
+            parse(Kind::SharedMemory, shm)[0].to_string(),
+            "System V shared memory segment id 12 (key 0xa, mode 600, owner uid 5, 4096 bytes), created by pid 77"
+        );
+        let msg = "key msqid perms cbytes qnum lspid lrpid uid gid cuid cgid\n 1 3 644 10 2 41 0 0 0 0 0\n";
+        assert_eq!(
+            parse(Kind::MessageQueue, msg)[0].to_string(),
+            "System V message queue id 3 (key 0x1, mode 644, owner uid 0, 2 messages queued) (no creator pid is kept \
+             for a queue; last sent to by pid 41)"
+        );
+        let mut sem = parse(
+            Kind::Semaphores,
+            "key semid perms nsems uid gid cuid cgid\n 1 5 600 2 0 0 0 0\n",
+        );
+        sem[0].pids = vec![8, 9];
+        assert_eq!(
+            sem[0].to_string(),
+            "System V semaphore set id 5 (key 0x1, mode 600, owner uid 0, 2 semaphores) (no creator pid is kept for \
+             a set; last semop by pid 8, 9)"
+        );
     }
 }
