@@ -17,7 +17,7 @@ pub fn copy_until_eof(from: impl AsFd, to: impl AsFd) -> nix::Result<u64> {
     let mut buf = [0u8; CHUNK];
     let mut total = 0u64;
     loop {
-        // Any error ends the copy, EINTR from a signal handler included.
+        // The mistake: any error ends the copy, EINTR from a signal handler included.
         let n = read(from.as_fd(), &mut buf)?;
         if n == 0 {
             return Ok(total);

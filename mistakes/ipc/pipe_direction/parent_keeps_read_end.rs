@@ -59,6 +59,7 @@ pub fn spawn_reader(sink: OwnedFd) -> nix::Result<(Pid, OwnedFd)> {
         }
         ForkResult::Parent { child } => {
             drop(sink);
+            // The mistake: the raw read_end is never closed here, so the parent keeps it.
             // SAFETY: write_end came from pipe() above and nothing else owns it.
             Ok((child, unsafe { OwnedFd::from_raw_fd(write_end) }))
         }

@@ -32,6 +32,7 @@ pub fn copy_until_eof(from: impl AsFd, to: impl AsFd) -> nix::Result<u64> {
             }
         }
         total += n as u64;
+        // The mistake: a read shorter than the buffer is taken for end of file.
         if n < buf.len() {
             return Ok(total);
         }

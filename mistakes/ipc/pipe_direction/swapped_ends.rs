@@ -40,6 +40,7 @@ pub fn copy_until_eof(from: impl AsFd, to: impl AsFd) -> nix::Result<u64> {
 ///
 /// The parent returns the child's pid and the pipe's write end.
 pub fn spawn_reader(sink: OwnedFd) -> nix::Result<(Pid, OwnedFd)> {
+    // The mistake: pipe() returns (read end, write end), not the other way round.
     let (write_end, read_end) = pipe()?;
     // SAFETY: the child only closes fds, runs the copy loop (read/write syscalls on a stack
     // buffer) and leaves through _exit; it takes no lock another thread might have held.

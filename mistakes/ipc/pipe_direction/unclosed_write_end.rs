@@ -45,6 +45,7 @@ pub fn spawn_reader(sink: OwnedFd) -> nix::Result<(Pid, OwnedFd)> {
     // buffer) and leaves through _exit; it takes no lock another thread might have held.
     match unsafe { fork() }? {
         ForkResult::Child => {
+            // The mistake: the child keeps its copy of write_end open while it reads.
             let code = match copy_until_eof(&read_end, &sink) {
                 Ok(_) => 0,
                 Err(_) => 1,
