@@ -54,6 +54,11 @@
 //!
 //! - [`spawn_pipeline`] starts the stages and returns their pids, without waiting.
 //! - [`wait_pipeline`] reaps them all and returns the last one's status.
+//! - [`capture_pipeline`] runs a pipeline with its output going into a pipe of its own, and
+//!   returns what came out with the status, like a shell's `$(a | b | c)`. The order matters
+//!   here too: read the output until end of file, then wait. A caller that waits first, while a
+//!   stage has more to write than the pipe holds, waits forever for a stage that waits for it.
+//!   And end of file comes only once the caller has closed its own copy of the write end.
 //!
 //! Man pages: pipe(2), pipe(7) (end of file, `SIGPIPE`, capacity), fork(2), dup2(2),
 //! execvp(3), _exit(2), waitpid(2), fcntl(2) (`FD_CLOEXEC`), proc(5) (`/proc/<pid>/fd`).
@@ -92,5 +97,20 @@ pub fn spawn_pipeline(
 ///
 /// Errors: `EINVAL` for an empty list; the error of a failed `waitpid`.
 pub fn wait_pipeline(_pids: &[Pid]) -> nix::Result<WaitStatus> {
+    todo!()
+}
+
+/// Runs the pipeline `stages` with `stdin` as the first stage's stdin and captures its output:
+/// makes a pipe, gives its write end to [`spawn_pipeline`] as the last stage's stdout, closes
+/// its own copy of that write end, reads until end of file (retrying `EINTR`), then waits for
+/// every stage with [`wait_pipeline`]. Returns the last stage's status and every byte it wrote.
+///
+/// Like [`spawn_pipeline`], it leaves the caller's fds as they were: both ends of its pipe are
+/// closed when it returns. Errors: those of [`spawn_pipeline`] and [`wait_pipeline`], and a
+/// failed `read` (returned after every stage has been reaped).
+pub fn capture_pipeline(
+    _stages: &[&[&str]],
+    _stdin: impl AsFd,
+) -> nix::Result<(WaitStatus, Vec<u8>)> {
     todo!()
 }

@@ -13,8 +13,10 @@
 //!   once as "stage K never saw EOF because pid N holds the write end of pipe:[inode]"; every
 //!   stage asleep in `write(2)` on a pipe whose reader has exited, and who holds its read end
 //!   ("stage K never got SIGPIPE because pid N holds the read end ..."); the caller asleep in
-//!   `wait4` on a stage that is asleep on a pipe only the caller holds the other end of (a
-//!   deadlock, reported while the student's call is still blocked, by a watching thread);
+//!   `wait4` (or `read(2)`) with every process it waits for asleep on a pipe, waiting for
+//!   the holders of that pipe's other end, back to the caller, none of them switched in or out
+//!   over several looks (a deadlock, reported while the student's call is still blocked, by a
+//!   watching thread that then kills the stages so that the call returns);
 //! - after `wait_pipeline`, `waitpid(pid, WNOHANG)` on every stage (`ECHILD`: reaped) and the
 //!   caller's children in `/proc`.
 //!
@@ -40,7 +42,12 @@
 //!   (`the_status_is_the_last_stages`), blocks until the stages have exited
 //!   (`wait_pipeline_waits_for_stages_still_running`), and reaps every stage (every run:
 //!   no zombie, no child left);
-//! - bad input is `EINVAL`, with nothing started and no fd left (`bad_input_is_einval`).
+//! - bad input is `EINVAL`, with nothing started and no fd left (`bad_input_is_einval`);
+//! - `capture_pipeline` returns the last stage's status and all its output, more than a pipe
+//!   holds included, so it reads before it waits, and it closes its own write end before
+//!   reading (else "capture_pipeline never saw EOF because pid N holds the write end ...");
+//!   it leaves the caller's fds as they were and no child behind
+//!   (`capture_pipeline_returns_output_and_status`).
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -68,7 +75,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid, pipe2, read, write};
 use oskata_harness::{Isolation, evidence, procfs, scaled, scratch_dir, student};
@@ -385,54 +392,142 @@ fn stuck(
     None
 }
 
-/// A deadlock the caller is part of, while student code runs: the caller asleep in waitpid
-/// on a child that has exec'd and sleeps on a pipe whose other end only the caller holds.
-fn caller_deadlock(stages: &[&[&str]], advice: &str) -> Option<String> {
-    let me = getpid();
-    if procfs::state(me) != Some('S') {
+/// Where a process sleeps on a pipe: (fd, inode, is_write, holders of the other end as
+/// (pid, fd)).
+type PipeWait = (i32, u64, bool, Vec<(i32, i32)>);
+
+/// What `pid` sleeps waiting for on a pipe, when it is asleep in read(2) or write(2) on a
+/// pipe end.
+fn waits_on(pid: i32) -> Option<PipeWait> {
+    let (fd, inode, is_write) = asleep_on_pipe(pid)?;
+    let other = ends_of(inode)
+        .into_iter()
+        .filter(|&(_, _, w)| w != is_write)
+        .map(|(p, f, _)| (p, f))
+        .collect();
+    Some((fd, inode, is_write, other))
+}
+
+/// How many times `pid` has been switched out, voluntarily or not: the same number in two
+/// looks means it has not run in between.
+fn switches(pid: i32) -> u64 {
+    let Ok(st) = procfs::status(Pid::from_raw(pid)) else {
+        return u64::MAX;
+    };
+    ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+        .iter()
+        .filter_map(|k| st.get(k)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A hang the caller is part of, while student code runs, and the caller's fds to turn into
+/// /dev/null to end it (when the caller waits for itself). The caller is asleep in waitpid on
+/// a stage, or in read(2) on a pipe; from there each process waited for is asleep on a pipe
+/// (after its exec), waiting for the holders of that pipe's other end, back to the caller.
+/// Returns the finding and a fingerprint (who, and how often each was switched out), which
+/// must not change over several looks: nothing in the chain runs.
+fn caller_deadlock(stages: &[&[&str]], advice: &str) -> Option<(String, Vec<i32>, Vec<u64>)> {
+    let me = getpid().as_raw();
+    if procfs::state(getpid()) != Some('S') {
         return None;
     }
-    for child in procfs::children(me) {
-        if child.state != 'S' || !procfs::waits_for(me, &child) || !execed(child.pid) {
-            continue;
-        }
-        let Some((fd, inode, is_write)) = asleep_on_pipe(child.pid) else {
-            continue;
+    let mut print = vec![me as u64, switches(me)];
+    let (start, how) = if let Some(x) = procfs::children(getpid())
+        .into_iter()
+        .find(|c| c.state != 'Z' && procfs::waits_for(getpid(), c))
+    {
+        (
+            vec![x.pid],
+            format!("blocked in waitpid for {}", name(x.pid, stages, &[])),
+        )
+    } else {
+        let (fd, inode, false, holders) = waits_on(me)? else {
+            return None;
         };
-        let other: Vec<(i32, i32)> = ends_of(inode)
-            .into_iter()
-            .filter(|&(_, _, w)| w != is_write)
-            .map(|(pid, fd, _)| (pid, fd))
-            .collect();
-        if other.is_empty() || !other.iter().all(|&(pid, _)| pid == me.as_raw()) {
-            continue;
+        if holders.is_empty() {
+            return None;
         }
-        let fds: Vec<String> = other.iter().map(|(_, fd)| fd.to_string()).collect();
-        let who = name(child.pid, stages, &[]);
-        let what = if is_write {
-            let full = other
+        if holders.iter().all(|&(p, _)| p == me) {
+            let fds: Vec<i32> = holders.iter().map(|&(_, f)| f).collect();
+            let list: Vec<String> = fds.iter().map(i32::to_string).collect();
+            return Some((
+                format!(
+                    "capture_pipeline never saw EOF because pid {me} holds the write end of pipe:[{inode}] (the caller \
+                     itself, fd {}). It is asleep in read(2) on fd {fd}, the read end of the pipe whose write end it gave \
+                     the last stage as stdout, and no stage holds that write end any more: {EOF_RULE}, the reader's \
+                     own included. Once spawn_pipeline has returned, the last stage has its copy: close (drop) the \
+                     caller's own before reading.",
+                    list.join(", ")
+                ),
+                fds,
+                print,
+            ));
+        }
+        (
+            holders
                 .iter()
-                .find_map(|&(_, fd)| queued(fd))
-                .map(|n| format!(", which holds {n} bytes"))
-                .unwrap_or_default();
-            format!(
-                "asleep in write(2) on fd {fd} to pipe:[{inode}]{full}: a pipe holds 64 KiB, and only a reader can \
-                 make room. The only process holding its read end is the caller (fd {})",
-                fds.join(", ")
-            )
+                .map(|&(p, _)| p)
+                .filter(|&p| p != me)
+                .collect(),
+            format!("asleep in read(2) on fd {fd} from pipe:[{inode}]"),
+        )
+    };
+    let mut queue = start;
+    let mut seen: Vec<i32> = Vec::new();
+    let mut lines = Vec::new();
+    while let Some(p) = queue.pop() {
+        if p == me || seen.contains(&p) {
+            continue;
+        }
+        seen.push(p);
+        if !execed(p) {
+            return None;
+        }
+        let (fd, inode, is_write, holders) = waits_on(p)?;
+        print.extend([p as u64, switches(p)]);
+        let others: Vec<String> = holders
+            .iter()
+            .map(|&(h, hfd)| {
+                if h == me {
+                    format!("the caller (fd {hfd})")
+                } else if h == p {
+                    format!("itself (fd {hfd})")
+                } else {
+                    format!("{} (fd {hfd})", name(h, stages, &[]))
+                }
+            })
+            .collect();
+        let full = if is_write {
+            holders
+                .iter()
+                .find(|&&(h, _)| h == me)
+                .and_then(|&(_, f)| queued(f))
+                .map(|n| format!(", which holds {n} bytes (a pipe holds 64 KiB)"))
+                .unwrap_or_default()
         } else {
-            format!(
-                "asleep in read(2) on fd {fd} from pipe:[{inode}], waiting for input. The only process holding its \
-                 write end is the caller (fd {})",
-                fds.join(", ")
-            )
+            String::new()
         };
-        return Some(format!(
-            "deadlock: the caller (pid {me}) is blocked in waitpid for {who}, which is {what}, so the stage waits for \
-             the caller and the caller for the stage; neither can go on. {advice}"
+        lines.push(format!(
+            "{} is asleep in {} on fd {fd}, pipe:[{inode}]{full}, waiting for the holders of its {} end: {}",
+            name(p, stages, &[]),
+            if is_write { "write(2)" } else { "read(2)" },
+            if is_write { "read" } else { "write" },
+            others.join(", ")
         ));
+        queue.extend(holders.iter().map(|&(h, _)| h).filter(|&h| h != p));
     }
-    None
+    if lines.is_empty() {
+        return None;
+    }
+    Some((
+        format!(
+            "deadlock: the caller (pid {me}) is {how}, and nothing can move: each process waits for another of \
+             them, and the caller is among them.\n{}\n{advice}",
+            lines.join("\n")
+        ),
+        Vec::new(),
+        print,
+    ))
 }
 
 /// Kills every descendant of the test and reaps the children, so nothing is left behind.
@@ -490,15 +585,31 @@ fn guarded<T>(
             let start = Instant::now();
             let mut round = 0;
             let mut seen = 0;
+            let mut last_print: Vec<u64> = Vec::new();
             while !done.load(Ordering::SeqCst) {
                 let found = if deadlocks {
                     caller_deadlock(stages, advice)
                 } else {
                     None
                 };
-                // The same finding in a few looks in a row: nothing moved in between.
-                seen = if found.is_some() { seen + 1 } else { 0 };
-                let found = if seen >= 3 { found } else { None };
+                // The same finding in a few looks in a row, with nobody in it switched in or out
+                // in between: nothing moved.
+                let (found, unblock) = match found {
+                    Some((msg, fds, print)) => {
+                        seen = if print == last_print { seen + 1 } else { 1 };
+                        last_print = print;
+                        if seen >= 4 {
+                            (Some(msg), fds)
+                        } else {
+                            (None, Vec::new())
+                        }
+                    }
+                    None => {
+                        seen = 0;
+                        last_print.clear();
+                        (None, Vec::new())
+                    }
+                };
                 let late = (start.elapsed() > settle).then(|| {
                     format!(
                         "{what} had not returned after {settle:?}.\n{}",
@@ -507,6 +618,15 @@ fn guarded<T>(
                 });
                 if let Some(msg) = found.map(|m| format!("{m}\n{}", evidence_now())).or(late) {
                     *verdict.lock().unwrap() = Some(msg);
+                    // The caller waits for an end it holds itself: put /dev/null in its place,
+                    // so that its read sees end of file and the call returns.
+                    if let Ok(null) = fs::File::open("/dev/null") {
+                        for fd in unblock {
+                            // SAFETY: replaces the caller's own fd `fd` (a pipe's write end) by a
+                            // copy of /dev/null; the fd stays open, so its owner's close is sound.
+                            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+                        }
+                    }
                     while !done.load(Ordering::SeqCst) {
                         for k in procfs::descendants(getpid()) {
                             let _ = kill(Pid::from_raw(k.pid), Signal::SIGKILL);
@@ -526,6 +646,10 @@ fn guarded<T>(
     }
     result
 }
+
+const CAPTURE_ADVICE: &str = "capture_pipeline must read the output until end of file before it waits for the \
+                              stages: a stage with more to write than the pipe holds sleeps until the caller reads, \
+                              so a caller that waits first waits for a stage that waits for it.";
 
 const SPAWN_ADVICE: &str = "spawn_pipeline must start every stage and return at once, without waiting for any: \
                             the stages run at the same time, each draining the pipe the one before it fills; \
@@ -575,7 +699,7 @@ fn show_fds(fds: &[procfs::Fd]) -> String {
 }
 
 /// Compares the caller's fd table with `before`: what changed, in words, or None.
-fn caller_change(before: &[procfs::Fd]) -> Option<String> {
+fn caller_change(before: &[procfs::Fd], what: &str) -> Option<String> {
     let me = getpid();
     let after = procfs::fds(me).unwrap_or_default();
     if after == before {
@@ -608,7 +732,7 @@ fn caller_change(before: &[procfs::Fd]) -> Option<String> {
         ));
     }
     Some(format!(
-        "after spawn_pipeline returned, the caller's fd table (pid {me}) is not as it was: {}.",
+        "after {what} returned, the caller's fd table (pid {me}) is not as it was: {}.",
         why.join("; ")
     ))
 }
@@ -616,22 +740,25 @@ fn caller_change(before: &[procfs::Fd]) -> Option<String> {
 /// Calls `spawn_pipeline(stages, stdin, <a pipe of the test's>)` and checks at once what the
 /// kernel shows: the pids are the caller's children, none already reaped (it must not wait);
 /// the caller's fd table is noted.
-fn spawn<'s>(stages: &'s [&'s [&'s str]], stdin: &OwnedFd) -> Started<'s> {
+fn spawn<'s>(stages: &'s [&'s [&'s str]], stdin: OwnedFd) -> Started<'s> {
     let (out_r, out_w) = cloexec_pipe();
     let out_inode = own_inode(&out_r);
     let me = getpid();
     let before = procfs::fds(me).expect("read the caller's fd table");
     let pids = guarded("spawn_pipeline", stages, SPAWN_ADVICE, true, || {
-        student(|| spawn_pipeline(stages, stdin, &out_w))
+        student(|| spawn_pipeline(stages, &stdin, &out_w))
     })
     .unwrap_or_else(|e| fail(format!("spawn_pipeline({}) failed: {e}", show(stages))));
-    let caller_fds = caller_change(&before);
-    if caller_fds.is_some() && fcntl(&out_w, FcntlArg::F_GETFD).is_err() {
+    let caller_fds = caller_change(&before, "spawn_pipeline");
+    let closed = |fd: &OwnedFd| fcntl(fd, FcntlArg::F_GETFD).is_err();
+    if caller_fds.is_some() && (closed(&out_w) || closed(&stdin)) {
         // The student closed the caller's own fd: dropping it again would be a double close.
         std::mem::forget(out_w);
+        std::mem::forget(stdin);
         fail(caller_fds.unwrap_or_default());
     }
     drop(out_w);
+    drop(stdin);
     if pids.len() != stages.len() {
         fail(format!(
             "spawn_pipeline({}) returned {} pids for {} stages: one pid per stage, in stage order.",
@@ -816,6 +943,21 @@ fn expect_reaped(pids: &[Pid], status: &WaitStatus) {
     }
 }
 
+/// Writes `data` into `fd` and closes it, in a thread of its own with SIGPIPE blocked: when
+/// the stages are gone the write fails with EPIPE (no matter, the checks tell why) instead of
+/// killing the test; a SIGPIPE left pending ends with the thread.
+fn write_quietly(fd: OwnedFd, data: &[u8]) {
+    thread::scope(|s| {
+        s.spawn(move || {
+            let mut pipe = SigSet::empty();
+            pipe.add(Signal::SIGPIPE);
+            let _ = pipe.thread_block();
+            let _ = write(&fd, data);
+            drop(fd);
+        });
+    });
+}
+
 /// An input file in the scratch directory holding `data`, open for reading.
 fn input_file(data: &[u8]) -> OwnedFd {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -827,8 +969,7 @@ fn input_file(data: &[u8]) -> OwnedFd {
 /// Runs the whole pipeline on `input`: spawn, read, wait, with every check on the way.
 fn run(stages: &[&[&str]], input: &[u8]) -> Outcome {
     let stdin = input_file(input);
-    let started = spawn(stages, &stdin);
-    drop(stdin);
+    let started = spawn(stages, stdin);
     finish(started)
 }
 
@@ -1037,8 +1178,7 @@ fn stages_are_wired_in_order_and_keep_only_their_ends() {
         let stages: &[&[&str]] = &[&["cat"], &["tr", "a-z", "A-Z"], &["cat"], &["tr", "-d", "X"]];
         let (in_r, in_w) = cloexec_pipe();
         let in_inode = own_inode(&in_r);
-        let run = spawn(stages, &in_r);
-        drop(in_r);
+        let run = spawn(stages, in_r);
         if let Some(c) = &run.caller_fds {
             fail(c.clone());
         }
@@ -1061,7 +1201,8 @@ fn stages_are_wired_in_order_and_keep_only_their_ends() {
                     fail(format!(
                         "stage {} (pid {p}) exited while the test still held the pipeline's input open: it should \
                          be asleep in read(2) on its stdin, waiting for the stage before it (or for the caller's \
-                         stdin).\n{}",
+                         stdin). A stage ends this early when its stdin is not its pipe (it read something else to \
+                         its end, the caller's own stdin perhaps), or when its program could not run.\n{}",
                         i + 1,
                         evidence_now()
                     ));
@@ -1088,7 +1229,7 @@ fn stages_are_wired_in_order_and_keep_only_their_ends() {
             let k = i + 1;
             let fds = fds_of(p);
             let get = |fd: i32| fds.iter().find(|f| f.fd == fd);
-            let show_one = |fd: i32| get(fd).map_or("closed".to_owned(), |f| show_fds(&[f.clone()]));
+            let show_one = |fd: i32| get(fd).map_or("closed".to_owned(), |f| show_fds(std::slice::from_ref(f)));
             // stdout
             let out = get(1).filter(|f| f.writable()).and_then(procfs::Fd::pipe_inode);
             if k == n {
@@ -1164,9 +1305,7 @@ fn stages_are_wired_in_order_and_keep_only_their_ends() {
                 evidence_now()
             ));
         }
-        let input = b"hello pipeline\nxyz\n";
-        write(&in_w, input).expect("write the input");
-        drop(in_w);
+        write_quietly(in_w, b"hello pipeline\nxyz\n");
         let out = finish(run);
         expect_output(stages, &out, b"HELLO PIPELINE\nYZ\n");
         expect_status(stages, &out, Ends::Code(0));
@@ -1203,8 +1342,7 @@ fn wait_pipeline_waits_for_stages_still_running() {
     Isolation::new().deadline(DEADLINE).check_fds().run(|| {
         let stages: &[&[&str]] = &[&["cat"], &["tr", "a-z", "A-Z"]];
         let (in_r, in_w) = cloexec_pipe();
-        let run = spawn(stages, &in_r);
-        drop(in_r);
+        let run = spawn(stages, in_r);
         if let Some(c) = &run.caller_fds {
             fail(c.clone());
         }
@@ -1227,15 +1365,22 @@ fn wait_pipeline_waits_for_stages_still_running() {
                 }
                 released.store(true, Ordering::SeqCst);
                 // Either way the stages get their input and end.
-                let _ = write(&in_w, b"abc\n");
-                drop(in_w);
+                write_quietly(in_w, b"abc\n");
+                // Their output, until end of file or a limit (a hang is the watcher's to tell).
                 let mut got = Vec::new();
                 let mut buf = [0u8; 4096];
-                while let Ok(n) = read(&out_r, &mut buf) {
-                    if n == 0 {
-                        break;
+                let start = Instant::now();
+                while start.elapsed() < scaled(SETTLE) {
+                    let mut p = [PollFd::new(out_r.as_fd(), PollFlags::POLLIN)];
+                    if poll(&mut p, PollTimeout::from(10u8)).unwrap_or(0) == 0 {
+                        continue;
                     }
-                    got.extend_from_slice(&buf[..n]);
+                    match read(&out_r, &mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(Errno::EINTR) => {}
+                        Err(_) => break,
+                    }
                 }
                 got
             });
@@ -1294,12 +1439,73 @@ fn bad_input_is_einval() {
                      starting anything."
                 )),
             }
-            if let Some(c) = caller_change(&before) {
+            if let Some(c) = caller_change(&before, "spawn_pipeline") {
                 fail(c);
             }
             drop((stdin, out_r, out_w));
         }
         let got = student(|| wait_pipeline(&[]));
         assert_eq!(got, Err(Errno::EINVAL), "wait_pipeline(&[]) should return Err(EINVAL)");
+    });
+}
+
+/// `capture_pipeline` returns what the last stage wrote, much more than a pipe holds included,
+/// and the last stage's status; afterwards the caller has the fds it had (both ends of the
+/// capture pipe closed) and no child left, zombie or not.
+#[rstest]
+#[case::three_stages(pl![["echo", "one two three"], ["tr", " ", "\\n"], ["wc", "-l"]], b"3\n".to_vec(), 0)]
+#[case::big(pl![["yes", "abcdefghi"], ["head", "-n", "30000"]], b"abcdefghi\n".repeat(30000), 0)]
+#[case::big_through_three(
+    pl![["head", "-c", "200000", "/dev/zero"], ["tr", "\\0", "z"], ["cat"]],
+    b"z".repeat(200_000),
+    0
+)]
+#[case::last_exits_3(pl![["echo", "x"], ["sh", "-c", "cat; exit 3"]], b"x\n".to_vec(), 3)]
+#[case::first_fails(pl![["sh", "-c", "exit 4"], ["cat"]], Vec::new(), 0)]
+fn capture_pipeline_returns_output_and_status(
+    #[case] stages: &[&[&str]],
+    #[case] want: Vec<u8>,
+    #[case] code: i32,
+) {
+    Isolation::new().deadline(DEADLINE).check_fds().run(|| {
+        let me = getpid();
+        let stdin = input_file(b"");
+        let before = procfs::fds(me).expect("the caller's fds");
+        let got = guarded("capture_pipeline", stages, CAPTURE_ADVICE, true, || {
+            student(|| capture_pipeline(stages, &stdin))
+        });
+        let (status, output) =
+            got.unwrap_or_else(|e| fail(format!("capture_pipeline({}) failed: {e}", show(stages))));
+        if let Some(c) = caller_change(&before, "capture_pipeline") {
+            fail(c);
+        }
+        let left = procfs::child_pids(me);
+        if !left.is_empty() {
+            let zombies: Vec<&i32> = left
+                .iter()
+                .filter(|p| procfs::state(Pid::from_raw(**p)) == Some('Z'))
+                .collect();
+            fail(format!(
+                "after capture_pipeline returned the caller still has children {left:?} (zombies among them: \
+                 {zombies:?}): it must wait for every stage (wait_pipeline) before it returns.\n{}",
+                evidence_now()
+            ));
+        }
+        let out = Outcome {
+            output,
+            status,
+            pids: Vec::new(),
+        };
+        expect_output(stages, &out, &want);
+        match status {
+            WaitStatus::Exited(_, c) if c == code => {}
+            other => panic!(
+                "capture_pipeline(`{}`) returned the status {other:?}; the last stage, `{}`, exits with status \
+                 {code}, and the status of the last stage is the pipeline's status.",
+                show(stages),
+                show_argv(stages[stages.len() - 1])
+            ),
+        }
+        drop(stdin);
     });
 }

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use nix::unistd::{ForkResult, Pid, fork, pipe2, read};
 
 /// One stage ready for exec: its C strings and the null-terminated pointer array execvp reads.
 struct Prepared {
@@ -129,4 +129,32 @@ pub fn wait_pipeline(pids: &[Pid]) -> nix::Result<WaitStatus> {
         }
     }
     status.ok_or(Errno::ECHILD)
+}
+
+/// Runs the pipeline on `stdin` with its output captured: returns the last stage's status and
+/// everything the last stage wrote. See the exercise.
+pub fn capture_pipeline(
+    stages: &[&[&str]],
+    stdin: impl AsFd,
+) -> nix::Result<(WaitStatus, Vec<u8>)> {
+    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
+    let pids = spawn_pipeline(stages, stdin, &out_w)?;
+    // The last stage has its copy: with ours closed, its exit is the output's end of file.
+    drop(out_w);
+    // Read everything first: a stage that writes more than the pipe holds waits for this read.
+    let mut output = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read_result = loop {
+        match read(&out_r, &mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => output.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    drop(out_r);
+    // Then reap every stage, even if the read failed.
+    let status = wait_pipeline(&pids)?;
+    read_result?;
+    Ok((status, output))
 }
