@@ -43,6 +43,10 @@
 //!   (`wait_pipeline_waits_for_stages_still_running`), and reaps every stage (every run:
 //!   no zombie, no child left);
 //! - bad input is `EINVAL`, with nothing started and no fd left (`bad_input_is_einval`);
+//! - a fork that fails part way is returned as the error, after the stages already started
+//!   are killed and reaped, with no pipe end left in the caller
+//!   (`a_failed_fork_kills_and_reaps_the_stages_started`: the test's tree capped at two more
+//!   tasks with `oskata_harness::forks`; skipped, saying so, where no exact cap can be set);
 //! - `capture_pipeline` returns the last stage's status and all its output, more than a pipe
 //!   holds included, so it reads before it waits, and it closes its own write end before
 //!   reading (else "capture_pipeline never saw EOF because pid N holds the write end ...");
@@ -1507,5 +1511,62 @@ fn capture_pipeline_returns_output_and_status(
             ),
         }
         drop(stdin);
+    });
+}
+
+/// A fork that fails part way (the test's tree may start only two more tasks, so the third
+/// stage's fork fails with EAGAIN): spawn_pipeline returns that error, after killing and
+/// reaping the two stages already started (they wait for input that will never come), and
+/// leaves no pipe end in the caller.
+#[test]
+fn a_failed_fork_kills_and_reaps_the_stages_started() {
+    Isolation::new().deadline(DEADLINE).check_fds().run(|| {
+        let stages: &[&[&str]] = pl![["cat"], ["cat"], ["cat"]];
+        let me = getpid();
+        let (in_r, in_w) = cloexec_pipe();
+        let (out_r, out_w) = cloexec_pipe();
+        let before = procfs::fds(me).expect("the caller's fds");
+        let advice = "After a failed fork, spawn_pipeline must kill the stages it already started (they may wait \
+                      for input that never comes) and then reap them, before it returns the error.";
+        // The watcher thread is running before the cap is set, so it is not counted against it.
+        let got = guarded("spawn_pipeline", stages, advice, true, || {
+            let limit = match oskata_harness::forks::limit_new_processes(2) {
+                Ok(l) => l,
+                Err(why) => return Err(why),
+            };
+            let got = student(|| spawn_pipeline(stages, &in_r, &out_w));
+            drop(limit);
+            Ok(got)
+        });
+        let got = match got {
+            Ok(got) => got,
+            Err(why) => {
+                println!("no exact cap on forks here ({why}): the check is skipped");
+                return;
+            }
+        };
+        let left = procfs::child_pids(me);
+        if !left.is_empty() {
+            let zombies: Vec<&i32> = left
+                .iter()
+                .filter(|p| procfs::state(Pid::from_raw(**p)) == Some('Z'))
+                .collect();
+            fail(format!(
+                "spawn_pipeline returned {got:?} after the third fork failed, but the stages it had started are \
+                 still there (children {left:?}, zombies among them {zombies:?}). {advice}\n{}",
+                evidence_now()
+            ));
+        }
+        if let Some(c) = caller_change(&before, "spawn_pipeline") {
+            fail(format!("{c} (The third fork had failed.)"));
+        }
+        match got {
+            Err(Errno::EAGAIN) => {}
+            other => fail(format!(
+                "with only two more processes allowed, the third stage's fork fails with EAGAIN, and \
+                 spawn_pipeline should return that error; it returned {other:?}"
+            )),
+        }
+        drop((in_r, in_w, out_r, out_w));
     });
 }
