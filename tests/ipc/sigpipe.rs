@@ -283,7 +283,10 @@ fn run_writer(sigpipe: Sigpipe, inherited: Inherited) -> Outcome {
             Ok(status) => break status,
             Err(e) => panic!("waitpid({child}) failed: {e}"),
         }
-        if let Some((_, inode)) = writing_pipe(child)
+        // One look per round: two looks could see two different writes (the data, then the
+        // report) and take the report pipe's legitimate reader, the test, for a fault.
+        let writing = writing_pipe(child);
+        if let Some((_, inode)) = writing
             && inode == report_inode
         {
             // Writing its report, past the data: once it sleeps there, read its disposition,
@@ -305,7 +308,7 @@ fn run_writer(sigpipe: Sigpipe, inherited: Inherited) -> Outcome {
                     }
                 }
             }
-        } else if let Some((wfd, inode)) = writing_pipe(child) {
+        } else if let Some((wfd, inode)) = writing {
             let holders = read_end_holders(inode);
             if let Some(&(pid, rfd)) = holders.first() {
                 let who = if pid == child.as_raw() {
