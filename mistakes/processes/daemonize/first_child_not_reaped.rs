@@ -21,7 +21,7 @@ pub fn daemonize(task: impl FnOnce()) -> io::Result<Pid> {
         ForkResult::Parent { child } => {
             drop(write_end);
             let mut pid = [0u8; 4];
-            // The first child exits by itself right after its fork: nothing to wait for.
+            // The mistake: no waitpid. "The first child exits by itself: nothing to wait for."
             File::from(read_end).read_exact(&mut pid).map_err(|e| {
                 io::Error::other(format!(
                     "the first child ({child}) did not report the daemon's pid: {e}"

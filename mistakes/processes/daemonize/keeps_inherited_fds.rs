@@ -66,7 +66,7 @@ fn first_child(report: OwnedFd, task: impl FnOnce()) -> ! {
 fn become_daemon() -> nix::Result<()> {
     umask(Mode::empty());
     chdir("/")?;
-    // Put 0, 1 and 2 on /dev/null; the rest is left as it was inherited.
+    // The mistake: only 0, 1 and 2 are put on /dev/null; the rest is left as inherited.
     let null = open("/dev/null", OFlag::O_RDWR, Mode::empty())?;
     dup2_stdin(&null)?;
     dup2_stdout(&null)?;

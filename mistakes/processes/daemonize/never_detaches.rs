@@ -45,7 +45,7 @@ fn first_child(report: OwnedFd, task: impl FnOnce()) -> ! {
     match unsafe { fork() } {
         Ok(ForkResult::Parent { child }) => {
             let sent = File::from(report).write_all(&child.as_raw().to_ne_bytes());
-            // Reap the daemon like any other child before leaving.
+            // The mistake: the daemon is reaped like any other child before leaving.
             let _ = waitpid(child, None);
             exit(if sent.is_ok() { 0 } else { 1 })
         }

@@ -37,7 +37,7 @@ pub fn daemonize(task: impl FnOnce()) -> io::Result<Pid> {
 
 /// The first child: forks the daemon; reports the daemon's pid and exits.
 fn first_child(report: OwnedFd, task: impl FnOnce()) -> ! {
-    // (No setsid: the fork alone is taken to detach.)
+    // The mistake: no setsid here; the fork alone is taken to detach.
     // SAFETY: as above; this process only writes the pid and exits.
     match unsafe { fork() } {
         Ok(ForkResult::Parent { child }) => {

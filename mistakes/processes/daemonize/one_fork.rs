@@ -17,7 +17,7 @@ pub fn daemonize(task: impl FnOnce()) -> io::Result<Pid> {
             if setsid().is_err() {
                 exit(1)
             }
-            // ...and no second fork: the daemon is this session leader itself.
+            // The mistake: ...and no second fork: the daemon is this session leader itself.
             if become_daemon().is_err() {
                 exit(1)
             }

@@ -68,7 +68,8 @@ fn become_daemon() -> nix::Result<()> {
     if unsafe { libc::close_range(0, u32::MAX, 0) } == -1 {
         return Err(nix::errno::Errno::last());
     }
-    // A daemon has no terminal, so it needs no stdin, stdout or stderr at all.
+    // The mistake: nothing is opened on 0, 1 and 2 here. "A daemon has no terminal, so it
+    // needs no stdin, stdout or stderr at all."
     Ok(())
 }
 

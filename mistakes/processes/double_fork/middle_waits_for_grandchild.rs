@@ -17,7 +17,7 @@ pub fn spawn_detached(task: impl FnOnce()) -> io::Result<Pid> {
                     // SAFETY: _exit ends the grandchild at once, without the caller's destructors.
                     unsafe { libc::_exit(0) }
                 }
-                // Tidy up after the grandchild before leaving.
+                // The mistake: the middle child waits for the grandchild before leaving.
                 Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
                     Ok(_) => 0,
                     Err(_) => 1,

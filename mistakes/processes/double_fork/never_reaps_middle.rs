@@ -25,6 +25,6 @@ pub fn spawn_detached(task: impl FnOnce()) -> io::Result<Pid> {
         }
         ForkResult::Parent { child } => child,
     };
-    // The middle child exits right away: nothing to wait for.
+    // The mistake: no waitpid. "The middle child exits right away: nothing to wait for."
     Ok(middle)
 }

@@ -9,11 +9,12 @@ pub fn spawn_detached(task: impl FnOnce()) -> io::Result<Pid> {
     // SAFETY: the child runs only the task and _exit; it never returns.
     match unsafe { fork() }? {
         ForkResult::Child => {
+            // The mistake: no second fork; the task runs in the caller's own child.
             task();
             // SAFETY: _exit ends the child at once, without the caller's destructors.
             unsafe { libc::_exit(0) }
         }
-        // Not waiting: the task may run for a long time.
+        // The mistake: not waiting (the task may run for a long time), so it is never reaped.
         ForkResult::Parent { child } => Ok(child),
     }
 }

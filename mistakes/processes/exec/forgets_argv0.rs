@@ -10,7 +10,7 @@ use nix::unistd::{ForkResult, fork};
 pub fn run(program: &str, args: &[&str]) -> nix::Result<WaitStatus> {
     let c = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
     let file = c(program)?;
-    // The arguments, and nothing else.
+    // The mistake: the arguments, and nothing else; no argv[0].
     let mut argv = Vec::new();
     for arg in args {
         argv.push(c(arg)?);

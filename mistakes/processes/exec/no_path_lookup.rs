@@ -27,6 +27,7 @@ pub fn run(program: &str, args: &[&str]) -> nix::Result<WaitStatus> {
     // fork time cannot hang it.
     match unsafe { fork() }? {
         ForkResult::Child => {
+            // The mistake: execv, not execvp: the name is a path and PATH is never searched.
             // SAFETY: `file` and every pointer in `argv_ptrs` point to C strings owned by
             // `file` and `argv`, alive in this process; the array ends with a null pointer.
             // execv returns only if the program could not be started.

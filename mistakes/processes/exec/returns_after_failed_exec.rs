@@ -30,6 +30,7 @@ pub fn run(program: &str, args: &[&str]) -> nix::Result<WaitStatus> {
             // `file` and `argv`, alive in this process; the array ends with a null pointer.
             // execvp returns only if the program could not be started: hand the error back.
             unsafe { libc::execvp(file.as_ptr(), argv_ptrs.as_ptr()) };
+            // The mistake: no _exit(127); the child returns into the caller's code.
             Err(Errno::last())
         }
         ForkResult::Parent { child } => waitpid(child, None),

@@ -43,7 +43,7 @@ extern "C" fn write_mark() {
 
 /// Forks the writer child; see the exercise for the contract.
 pub fn spawn_writer(text: &[u8], leave: Leave, code: u8, fds: WriterFds) -> io::Result<Pid> {
-    // Registered before fork, in the caller: every later child inherits it (the mistake).
+    // The mistake: registered before fork, in the caller: every later child inherits it.
     MARKER_FD.store(fds.marker.as_raw_fd(), Ordering::SeqCst);
     // SAFETY: registers a plain extern "C" function with no captured state.
     unsafe { libc::atexit(write_mark) };

@@ -64,6 +64,7 @@ pub fn spawn_writer(text: &[u8], leave: Leave, code: u8, fds: WriterFds) -> io::
             // Wait for the go-ahead: one byte, end of file or an error all let us go.
             let mut byte = [0u8; 1];
             while read(&fds.go, &mut byte) == Err(nix::errno::Errno::EINTR) {}
+            // The mistake: _exit whichever way `leave` asks.
             let _ = leave;
             // SAFETY: _exit ends the process at once and never returns.
             unsafe { libc::_exit(code.into()) }

@@ -51,7 +51,7 @@ pub fn spawn_writer(text: &[u8], leave: Leave, code: u8, fds: WriterFds) -> io::
             MARKER_FD.store(fds.marker.into_raw_fd(), Ordering::SeqCst);
             // SAFETY: registers a plain extern "C" function with no captured state.
             unsafe { libc::atexit(write_mark) };
-            // No stream: the bytes go to the kernel (the pipe) right now.
+            // The mistake: no stream: the bytes go to the kernel (the pipe) right now.
             let _ = nix::unistd::write(&fds.out, text);
             // Wait for the go-ahead: one byte, end of file or an error all let us go.
             let mut byte = [0u8; 1];

@@ -32,7 +32,7 @@ pub fn orphan_and_adopt(
             // SAFETY: as above; the orphan only asks getppid, writes a pipe and exits.
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
-                    // Asked at once: the parent has not exited yet.
+                    // The mistake: asked at once, while the parent has not exited yet.
                     let mut report = [0u8; 8];
                     report[..4].copy_from_slice(&getpid().as_raw().to_ne_bytes());
                     report[4..].copy_from_slice(&getppid().as_raw().to_ne_bytes());

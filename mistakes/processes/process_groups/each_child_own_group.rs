@@ -9,7 +9,8 @@ use nix::unistd::{ForkResult, Pid, fork, getpgid, pause, setpgid};
 pub fn spawn_group(n: usize) -> nix::Result<Vec<Pid>> {
     let mut pids: Vec<Pid> = Vec::with_capacity(n);
     for _ in 0..n {
-        // A new group for each child: pgid 0 means "the same as the pid being moved".
+        // The mistake: a new group for each child (pgid 0 means "the same as the pid being
+        // moved"), not the first child's.
         let leader = Pid::from_raw(0);
         // SAFETY: the child only calls setpgid and pause until a signal ends it.
         match unsafe { fork() } {

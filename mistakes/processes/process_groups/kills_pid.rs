@@ -57,5 +57,6 @@ pub fn signal_group(pgid: Pid, sig: Signal) -> nix::Result<()> {
     if pgid.as_raw() <= 1 {
         return Err(Errno::EINVAL);
     }
+    // The mistake: kill(pgid) signals the one process with that pid, the leader only.
     kill(pgid, sig)
 }

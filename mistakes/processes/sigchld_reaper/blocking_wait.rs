@@ -15,6 +15,7 @@ extern "C" fn on_sigchld(_signal: libc::c_int) {
     let saved = Errno::last_raw();
     // One signal may stand for many children: loop until none is left to reap.
     loop {
+        // The mistake: no WNOHANG, so this waits for children still running.
         match waitpid(None, None) {
             // 0: the children left are all still running. ECHILD: no children at all.
             Ok(WaitStatus::StillAlive) | Err(_) => break,

@@ -11,6 +11,7 @@ static REAPED: AtomicUsize = AtomicUsize::new(0);
 
 /// The `SIGCHLD` handler: reaps every exited child and counts them (and leaves `errno` changed).
 extern "C" fn on_sigchld(_signal: libc::c_int) {
+    // The mistake: errno is not saved here (nor restored at the end).
     // One signal may stand for many children: loop until none is left to reap.
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -21,6 +22,7 @@ extern "C" fn on_sigchld(_signal: libc::c_int) {
             }
         }
     }
+    // The mistake: errno is not restored: waitpid's ECHILD is left behind.
 }
 
 /// Installs the reaper; see the exercise.

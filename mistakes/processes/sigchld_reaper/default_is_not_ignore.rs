@@ -46,6 +46,7 @@ pub fn reaped_count() -> usize {
 
 /// Asks the kernel to reap children itself; see the exercise.
 pub fn auto_reap() -> nix::Result<()> {
+    // The mistake: SIG_DFL, not SIG_IGN: the default action does not reap.
     // SAFETY: SIG_DFL runs no code in this process.
     unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }?;
     Ok(())

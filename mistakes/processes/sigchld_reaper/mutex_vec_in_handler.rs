@@ -7,6 +7,7 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+// The mistake: a Mutex<Vec>, which the signal handler locks and grows.
 /// Children reaped by the handler.
 static REAPED: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
 
@@ -21,6 +22,7 @@ extern "C" fn on_sigchld(_signal: libc::c_int) {
             Ok(WaitStatus::StillAlive) | Err(_) => break,
             Ok(status) => {
                 if let Some(pid) = status.pid() {
+                    // The mistake: a lock, and maybe an allocation, in a signal handler.
                     REAPED.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
                 }
             }

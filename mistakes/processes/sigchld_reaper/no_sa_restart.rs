@@ -30,6 +30,7 @@ extern "C" fn on_sigchld(_signal: libc::c_int) {
 pub fn install_reaper() -> nix::Result<()> {
     let action = SigAction::new(
         SigHandler::Handler(on_sigchld),
+        // The mistake: SA_RESTART is missing.
         SaFlags::SA_NOCLDSTOP,
         SigSet::empty(),
     );

@@ -13,7 +13,7 @@ static REAPED: AtomicUsize = AtomicUsize::new(0);
 /// The `SIGCHLD` handler: reaps every exited child, counts them, keeps `errno`.
 extern "C" fn on_sigchld(_signal: libc::c_int) {
     let saved = Errno::last_raw();
-    // One signal, one child.
+    // The mistake: one signal, one child.
     if let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG))
         && status != WaitStatus::StillAlive
     {

@@ -19,6 +19,7 @@ extern "C" fn on_sigchld(_signal: libc::c_int) {
             // 0: the children left are all still running. ECHILD: no children at all.
             Ok(WaitStatus::StillAlive) | Err(_) => break,
             Ok(status) => {
+                // The mistake: println! in a signal handler (stdout's lock, maybe an allocation).
                 println!("reaped {:?}", status.pid());
                 REAPED.fetch_add(1, Ordering::SeqCst);
             }

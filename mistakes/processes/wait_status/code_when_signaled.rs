@@ -34,6 +34,6 @@ pub fn decode(status: i32) -> Decoded {
     if status & 0xff == 0x7f {
         return Decoded::Stopped { signal: high };
     }
-    // The exit code, without checking that the child exited at all.
+    // The mistake: the exit code, without checking that the child exited at all.
     Decoded::Exited { code: high as u8 }
 }

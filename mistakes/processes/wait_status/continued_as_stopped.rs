@@ -27,10 +27,11 @@ pub enum Decoded {
 
 /// Decodes `status`, an `int` exactly as `waitpid(2)` stored it, into what happened.
 pub fn decode(status: i32) -> Decoded {
+    // The mistake: no test for 0xffff (continued) first.
     let high = (status >> 8) & 0xff;
     match status & 0x7f {
         0 => Decoded::Exited { code: high as u8 },
-        // 0xffff also has 0x7f in its low 7 bits.
+        // The mistake: a stop told by the low 7 bits only; 0xffff has 0x7f there too.
         0x7f => Decoded::Stopped { signal: high },
         signal => Decoded::Signaled {
             signal,

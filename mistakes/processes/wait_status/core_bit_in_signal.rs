@@ -34,7 +34,7 @@ pub fn decode(status: i32) -> Decoded {
     match status & 0x7f {
         0 => Decoded::Exited { code: high as u8 },
         0x7f => Decoded::Stopped { signal: high },
-        // The low byte, not the low 7 bits: bit 7 leaks into the signal number.
+        // The mistake: the low byte, not the low 7 bits: bit 7 leaks into the signal number.
         _ => Decoded::Signaled {
             signal: status & 0xff,
             core_dumped: status & 0x80 != 0,

@@ -35,7 +35,7 @@ pub fn decode(status: i32) -> Decoded {
             signal: (status >> 8) & 0xff,
         };
     }
-    // Backwards: the signal taken from the high byte, the code from the low one.
+    // The mistake: backwards, the signal taken from the high byte, the code from the low one.
     let signal = (status >> 8) & 0x7f;
     if signal != 0 {
         Decoded::Signaled {

@@ -43,6 +43,7 @@ fn if_stopped(status: i32) -> bool {
 /// Decodes `status`, an `int` exactly as `waitpid(2)` stored it, into what happened.
 pub fn decode(status: i32) -> Decoded {
     let high = (status >> 8) & 0xff;
+    // The mistake: "signaled" (nonzero low 7 bits) is asked before "stopped".
     if if_continued(status) {
         Decoded::Continued
     } else if if_exited(status) {

@@ -23,6 +23,7 @@ fn target(selector: Selector) -> Pid {
         Selector::Child(pid) => pid,
         Selector::AnyChild => Pid::from_raw(-1),
         Selector::OwnGroup => Pid::from_raw(0),
+        // The mistake: the pgid as it is, positive: the one child with that pid.
         Selector::Group(pgid) => pgid,
     }
 }

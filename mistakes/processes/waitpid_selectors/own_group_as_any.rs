@@ -22,6 +22,7 @@ fn target(selector: Selector) -> Pid {
     match selector {
         Selector::Child(pid) => pid,
         Selector::AnyChild => Pid::from_raw(-1),
+        // The mistake: -1 (any child), not 0 (a child in the caller's own group).
         Selector::OwnGroup => Pid::from_raw(-1),
         Selector::Group(pgid) => Pid::from_raw(-pgid.as_raw()),
     }

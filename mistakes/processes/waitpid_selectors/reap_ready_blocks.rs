@@ -36,6 +36,7 @@ pub fn wait_one(selector: Selector) -> nix::Result<WaitStatus> {
 pub fn reap_ready(selector: Selector) -> nix::Result<Vec<WaitStatus>> {
     let mut reaped = Vec::new();
     loop {
+        // The mistake: no WNOHANG, so this blocks while a selected child runs.
         match waitpid(target(selector), None) {
             // Selected children exist, but none has exited yet.
             Ok(WaitStatus::StillAlive) => return Ok(reaped),

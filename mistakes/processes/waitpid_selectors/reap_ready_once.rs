@@ -34,7 +34,7 @@ pub fn wait_one(selector: Selector) -> nix::Result<WaitStatus> {
 
 /// Collects every selected child that has already exited, never blocking.
 pub fn reap_ready(selector: Selector) -> nix::Result<Vec<WaitStatus>> {
-    // One look only: whatever else is ready stays behind.
+    // The mistake: one look only: whatever else is ready stays behind.
     match waitpid(target(selector), Some(WaitPidFlag::WNOHANG)) {
         Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => Ok(Vec::new()),
         Ok(status) => Ok(vec![status]),

@@ -10,6 +10,7 @@ use nix::unistd::{ForkResult, Pid, fork};
 
 /// The state letter in the text of a `/proc/<pid>/stat` file; see the exercise.
 pub fn stat_state(stat: &str) -> Option<char> {
+    // The mistake: the first `)`, not the last (and no check that it comes after the `(`).
     stat.find('(')?;
     let close = stat.find(')')?;
     stat[close + 1..].split_whitespace().next()?.chars().next()

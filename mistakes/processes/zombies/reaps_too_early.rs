@@ -9,6 +9,7 @@ use nix::unistd::{ForkResult, Pid, fork};
 
 /// The state letter in the text of a `/proc/<pid>/stat` file; see the exercise.
 pub fn stat_state(stat: &str) -> Option<char> {
+    // The mistake: no check that `)` comes after `(` (a stray change, not this file's mistake).
     stat.find('(')?;
     let close = stat.rfind(')')?;
     stat[close + 1..].split_whitespace().next()?.chars().next()
@@ -41,7 +42,7 @@ pub fn zombie_then_reap(
             unsafe { libc::_exit(code.into()) }
         }
         ForkResult::Parent { child } => {
-            // Wait for it to die first, then have a look.
+            // The mistake: wait for it to die first, then have a look.
             let status = waitpid(child, None)?;
             while_zombie(child);
             Ok(status)

@@ -12,7 +12,7 @@ use nix::unistd::{ForkResult, Pid, fork};
 pub fn stat_state(stat: &str) -> Option<char> {
     stat.find('(')?;
     stat.rfind(')')?;
-    // Field 3 is the state... unless the name holds spaces.
+    // The mistake: field 3 is the state... unless the name holds spaces.
     stat.split_whitespace().nth(2)?.chars().next()
 }
 
