@@ -12,7 +12,7 @@ use nix::unistd::{ForkResult, Pid, chdir, dup2_stderr, dup2_stdout, fork, pipe};
 /// Starts a daemon that runs `task` and returns its pid; see the exercise for the contract.
 pub fn daemonize(task: impl FnOnce()) -> io::Result<Pid> {
     let (read_end, write_end) = pipe()?;
-    // SAFETY: the first child only calls setsid, fork, write and _exit; the daemon sets
+    // SAFETY: the first child only calls fork, write and _exit; the daemon sets
     // itself up with plain syscalls before it runs the task, and never returns.
     match unsafe { fork() }? {
         ForkResult::Child => {
@@ -57,7 +57,7 @@ fn first_child(report: OwnedFd, task: impl FnOnce()) -> ! {
     }
 }
 
-/// In the grandchild, which is in the new session but does not lead it.
+/// In the grandchild (here still in the caller's session: nobody called setsid).
 fn become_daemon() -> nix::Result<()> {
     umask(Mode::empty());
     chdir("/")?;

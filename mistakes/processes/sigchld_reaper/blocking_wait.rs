@@ -17,7 +17,7 @@ extern "C" fn on_sigchld(_signal: libc::c_int) {
     loop {
         // The mistake: no WNOHANG, so this waits for children still running.
         match waitpid(None, None) {
-            // 0: the children left are all still running. ECHILD: no children at all.
+            // Without WNOHANG a 0 never comes; ECHILD: no children at all.
             Ok(WaitStatus::StillAlive) | Err(_) => break,
             Ok(_) => {
                 REAPED.fetch_add(1, Ordering::SeqCst);

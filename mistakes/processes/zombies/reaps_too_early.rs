@@ -9,9 +9,12 @@ use nix::unistd::{ForkResult, Pid, fork};
 
 /// The state letter in the text of a `/proc/<pid>/stat` file; see the exercise.
 pub fn stat_state(stat: &str) -> Option<char> {
-    // The mistake: no check that `)` comes after `(` (a stray change, not this file's mistake).
-    stat.find('(')?;
+    let open = stat.find('(')?;
     let close = stat.rfind(')')?;
+    // The name is what lies between them: a `)` before the first `(` is no name at all.
+    if close < open {
+        return None;
+    }
     stat[close + 1..].split_whitespace().next()?.chars().next()
 }
 
