@@ -589,7 +589,13 @@ fn leak_check(
             || (!known.contains(&(o.kind, o.id))
                 && (o.pids.iter().any(in_tree) || unused_and_new(o)))
     };
-    for object in sysvipc::list().into_iter().filter(ours) {
+    // A segment already removed but still attached (by a process that is still exiting, or
+    // by this one) goes at its last detach: not a leak.
+    for object in sysvipc::list()
+        .into_iter()
+        .filter(|o| !o.marked_for_removal())
+        .filter(ours)
+    {
         leaks.push(format!(
             "{object} was left behind: nobody removed it with IPC_RMID"
         ));

@@ -72,6 +72,19 @@ pub struct IpcObject {
     pub size: Option<u64>,
 }
 
+impl IpcObject {
+    /// A segment that `IPC_RMID` has already removed but a process still has attached: the
+    /// kernel shows it with key 0 and `SHM_DEST` (01000) in its mode, and frees it at the last
+    /// detach (shmctl(2)). It is no leak: nobody can attach it any more, and whoever still has
+    /// it attached is a process of its own, which the leak check reports if it outlives the test.
+    pub fn marked_for_removal(&self) -> bool {
+        self.kind == Kind::SharedMemory && self.perms & SHM_DEST != 0
+    }
+}
+
+/// `SHM_DEST` in a segment's mode: removed, and freed at its last detach.
+const SHM_DEST: u32 = 0o1000;
+
 impl fmt::Display for IpcObject {
     /// The object as a leak report names it: id, key, mode, owner, what it holds, and the
     /// pids the kernel keeps: the creator's for a segment; for a queue or a semaphore set the
@@ -247,6 +260,14 @@ mod tests {
         let msg = "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n        -1          3   644           0          0     0     0     0     0     0     0          0          0 1700000000\n";
         assert_eq!(parse(Kind::MessageQueue, msg)[0].key, -1);
         assert!(parse(Kind::MessageQueue, "").is_empty());
+    }
+
+    #[test]
+    fn a_removed_segment_still_attached_is_marked() {
+        let shm = "key shmid perms size cpid lpid nattch uid gid cuid cgid\n 0 12 1600 24 7 7 1 0 0 0 0\n 5 13 600 24 7 7 1 0 0 0 0\n";
+        let objs = parse(Kind::SharedMemory, shm);
+        assert!(objs[0].marked_for_removal());
+        assert!(!objs[1].marked_for_removal());
     }
 
     #[test]
