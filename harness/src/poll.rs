@@ -13,6 +13,14 @@ use nix::unistd::{Pid, getpid, getppid};
 
 use crate::procfs;
 
+/// A short pause between two looks at `/proc` in a test's own polling loop: 0.2 ms at the
+/// first round, doubling up to about 13 ms, so a quick event is seen at once and a slow one
+/// costs little CPU. `round` counts the looks; start it at 0.
+pub fn pause(round: &mut u32) {
+    *round += 1;
+    std::thread::sleep(Duration::from_micros(100 << (*round).min(7)));
+}
+
 /// Polls `check` until it returns `Some`, at most for `limit`; panics naming `what` when time
 /// runs out.
 pub fn until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {

@@ -582,6 +582,15 @@ pub fn children(pid: Pid) -> Vec<Stat> {
     kids
 }
 
+/// The calling process and all its descendants, parents before children: the test's tree
+/// as the evidence shows it.
+pub fn tree() -> Vec<Stat> {
+    let me = nix::unistd::getpid();
+    let mut procs: Vec<Stat> = stat(me).into_iter().collect();
+    procs.extend(descendants(me));
+    procs
+}
+
 /// Every descendant of `root` (not `root` itself), parents before children.
 pub fn descendants(root: Pid) -> Vec<Stat> {
     let everyone = all();

@@ -62,7 +62,7 @@ use nix::sys::pthread::{pthread_kill, pthread_self};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction, signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid, pipe, write};
-use oskata_harness::{Isolation, evidence, procfs, scaled, scratch_dir, student};
+use oskata_harness::{Isolation, evidence, poll, procfs, scaled, scratch_dir, student};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
@@ -78,20 +78,12 @@ const SHORT_READ: &str = "a short read is not end of file: read(2) returning few
                           pipe held no more at that moment; end of file is read(2) returning 0, which happens once \
                           every write end in every process is closed";
 
-/// The test process and all its descendants.
-fn tree() -> Vec<procfs::Stat> {
-    let me = getpid();
-    let mut procs: Vec<procfs::Stat> = procfs::stat(me).into_iter().collect();
-    procs.extend(procfs::descendants(me));
-    procs
-}
-
 /// The kernel's account of the test's processes: table, fds, pipe ends and their holders.
 fn evidence_now() -> String {
     format!(
         "What the kernel shows (the test process is pid {}):\n{}",
         getpid(),
-        evidence::describe(&tree())
+        evidence::describe(&procfs::tree())
     )
 }
 
@@ -128,12 +120,6 @@ fn fail(child: Pid, msg: String) -> ! {
     panic!("{msg}");
 }
 
-/// Short pauses between looks at `/proc`, growing to 10 ms.
-fn pause(round: &mut u32) {
-    *round += 1;
-    thread::sleep(Duration::from_micros(100 << (*round).min(7)));
-}
-
 /// The fd `pid` is asleep reading, if it is the read end of pipe `inode`.
 fn reading_pipe(pid: Pid, inode: u64) -> Option<i32> {
     let fd = procfs::blocked_read_fd(pid)?;
@@ -146,7 +132,7 @@ fn reading_pipe(pid: Pid, inode: u64) -> Option<i32> {
 /// Every write end of pipe `inode` open in the test's process tree, as (pid, fd).
 fn write_end_holders(inode: u64) -> Vec<(i32, i32)> {
     let mut out = Vec::new();
-    for p in tree().iter().filter(|p| p.state != 'Z') {
+    for p in procfs::tree().iter().filter(|p| p.state != 'Z') {
         for f in procfs::fds(Pid::from_raw(p.pid)).unwrap_or_default() {
             if f.pipe_inode() == Some(inode) && f.writable() {
                 out.push((p.pid, f.fd));
@@ -273,7 +259,7 @@ fn await_reading(child: Pid, inode: u64, when: &str) -> i32 {
                 ),
             );
         }
-        pause(&mut round);
+        poll::pause(&mut round);
     }
 }
 
@@ -339,7 +325,7 @@ fn await_exit(child: Pid, inode: u64) -> WaitStatus {
                 ),
             );
         }
-        pause(&mut round);
+        poll::pause(&mut round);
     }
 }
 
@@ -577,7 +563,7 @@ fn child_reads_until_eof_not_until_a_short_read() {
                         ),
                     );
                 }
-                pause(&mut round);
+                poll::pause(&mut round);
             }
         }
         drop(write_end);
@@ -785,7 +771,7 @@ fn interrupted_copy() {
                     first.len()
                 ));
             }
-            pause(&mut round);
+            poll::pause(&mut round);
         }
         pthread_kill(copier, Signal::SIGUSR1).map_err(|e| format!("writer: pthread_kill: {e}"))?;
         // The handler runs as the read returns to user space: once it has, the read is over.
@@ -797,7 +783,7 @@ fn interrupted_copy() {
                     "the SIGUSR1 handler had not run {limit:?} after the signal was sent"
                 ));
             }
-            pause(&mut round);
+            poll::pause(&mut round);
         }
         write_all(&rest)
     });
@@ -1031,7 +1017,7 @@ fn short_write_copy() {
                 if start.elapsed() > limit {
                     break None;
                 }
-                pause(&mut pauses);
+                poll::pause(&mut pauses);
             };
             let Some(count) = blocked else {
                 trouble = Some(format!(

@@ -66,7 +66,7 @@ use nix::sys::pthread::{pthread_kill, pthread_self};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction, signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, pipe, read, write};
-use oskata_harness::{Isolation, evidence, procfs, scaled, student};
+use oskata_harness::{Isolation, evidence, poll, procfs, scaled, student};
 use rstest::rstest;
 
 /// How long a correct solution may take to reach a state the test waits for (before
@@ -80,20 +80,12 @@ const ONE_WAY: &str = "a pipe is one-way: whatever goes into its write end comes
                        response. A conversation both ways needs two pipes: requests (parent writes, server reads) \
                        and responses (server writes, parent reads)";
 
-/// The test process and all its descendants.
-fn tree() -> Vec<procfs::Stat> {
-    let me = getpid();
-    let mut procs: Vec<procfs::Stat> = procfs::stat(me).into_iter().collect();
-    procs.extend(procfs::descendants(me));
-    procs
-}
-
 /// The kernel's account of the test's processes: table, fds, pipe ends and their holders.
 fn evidence_now() -> String {
     format!(
         "What the kernel shows (the test process, the client, is pid {}):\n{}",
         getpid(),
-        evidence::describe(&tree())
+        evidence::describe(&procfs::tree())
     )
 }
 
@@ -133,12 +125,6 @@ fn reap(child: Pid) {
 fn fail(child: Pid, msg: String) -> ! {
     reap(child);
     panic!("{msg}");
-}
-
-/// Short pauses between looks at `/proc`, growing to 10 ms.
-fn pause(round: &mut u32) {
-    *round += 1;
-    thread::sleep(Duration::from_micros(100 << (*round).min(7)));
 }
 
 /// Lets a write to a pipe without readers fail with EPIPE instead of killing the process (the
@@ -262,7 +248,7 @@ fn own_inode(fd: &OwnedFd) -> Option<u64> {
 fn holders(inode: u64) -> String {
     let me = getpid().as_raw();
     let mut out = Vec::new();
-    for p in tree().iter().filter(|p| p.state != 'Z') {
+    for p in procfs::tree().iter().filter(|p| p.state != 'Z') {
         let ends: Vec<String> = procfs::fds(Pid::from_raw(p.pid))
             .unwrap_or_default()
             .into_iter()
@@ -435,7 +421,7 @@ fn check_server_side(child: Pid, req: u64, resp: u64) {
                 ),
             );
         }
-        pause(&mut round);
+        poll::pause(&mut round);
     }
     let fds = procfs::fds(child).unwrap_or_default();
     for f in &fds {
@@ -473,7 +459,7 @@ fn check_server_side(child: Pid, req: u64, resp: u64) {
 /// Every write end of pipe `inode` open in the test's process tree, as (pid, fd).
 fn write_end_holders(inode: u64) -> Vec<(i32, i32)> {
     let mut out = Vec::new();
-    for p in tree().iter().filter(|p| p.state != 'Z') {
+    for p in procfs::tree().iter().filter(|p| p.state != 'Z') {
         for f in procfs::fds(Pid::from_raw(p.pid)).unwrap_or_default() {
             if f.pipe_inode() == Some(inode) && f.writable() {
                 out.push((p.pid, f.fd));
@@ -536,7 +522,7 @@ fn await_exit(child: Pid, req: u64) -> WaitStatus {
                 ),
             );
         }
-        pause(&mut round);
+        poll::pause(&mut round);
     }
 }
 
@@ -955,7 +941,7 @@ fn short_write() {
                     ));
                     break;
                 }
-                pause(&mut pauses);
+                poll::pause(&mut pauses);
             }
             if trouble.is_some() || RETURNED.load(Ordering::SeqCst) {
                 break;

@@ -82,7 +82,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid, pipe2, read, write};
-use oskata_harness::{Isolation, evidence, procfs, scaled, scratch_dir, student};
+use oskata_harness::{Isolation, evidence, poll, procfs, scaled, scratch_dir, student};
 use rstest::rstest;
 
 /// A pipeline literal, `pl![["echo", "x"], ["wc", "-c"]]`, typed `&[&[&str]]` (rstest passes
@@ -111,20 +111,12 @@ const EOF_RULE: &str = "read(2) on a pipe returns 0 (end of file) only when ever
 // Reading the kernel's evidence
 // ---------------------------------------------------------------------------------------------
 
-/// The test process and all its descendants.
-fn tree() -> Vec<procfs::Stat> {
-    let me = getpid();
-    let mut procs: Vec<procfs::Stat> = procfs::stat(me).into_iter().collect();
-    procs.extend(procfs::descendants(me));
-    procs
-}
-
 /// The kernel's account of the test's processes: table, fds, pipe ends and their holders.
 fn evidence_now() -> String {
     format!(
         "What the kernel shows (the test process, the caller, is pid {}):\n{}",
         getpid(),
-        evidence::describe(&tree())
+        evidence::describe(&procfs::tree())
     )
 }
 
@@ -206,7 +198,7 @@ fn own_inode(fd: &impl AsRawFd) -> u64 {
 /// Every end of pipe `inode` open in a live process of the tree, as (pid, fd, is_write_end).
 fn ends_of(inode: u64) -> Vec<(i32, i32, bool)> {
     let mut out = Vec::new();
-    for p in tree().iter().filter(|p| p.state != 'Z') {
+    for p in procfs::tree().iter().filter(|p| p.state != 'Z') {
         for f in fds_of(p.pid) {
             if f.pipe_inode() == Some(inode) {
                 out.push((p.pid, f.fd, f.writable()));
@@ -328,7 +320,7 @@ fn stuck(
     caller_final: bool,
 ) -> Option<String> {
     let me = getpid().as_raw();
-    let procs = tree();
+    let procs = procfs::tree();
     let live: Vec<i32> = procs
         .iter()
         .filter(|p| p.state != 'Z')
@@ -559,12 +551,6 @@ fn fail(msg: String) -> ! {
     panic!("{msg}");
 }
 
-/// Short pauses between looks at `/proc`, growing to 10 ms.
-fn pause(round: &mut u32) {
-    *round += 1;
-    thread::sleep(Duration::from_micros(100 << (*round).min(7)));
-}
-
 /// Runs student code that may block (`what` names it) while a thread watches: when the caller
 /// is seen in a deadlock with a stage (with `deadlocks`), or the call runs past [`SETTLE`], the
 /// thread records why, kills the pipeline until the call returns, and the test fails with it.
@@ -639,7 +625,7 @@ fn guarded<T>(
                     }
                     return;
                 }
-                pause(&mut round);
+                poll::pause(&mut round);
             }
         });
         let _done = Done(&done);
@@ -1224,7 +1210,7 @@ fn stages_are_wired_in_order_and_keep_only_their_ends() {
                     evidence_now()
                 ));
             }
-            pause(&mut round);
+            poll::pause(&mut round);
         }
         let my_err = fds_of(getpid().as_raw()).into_iter().find(|f| f.fd == 2).map(|f| f.target);
         let mut links: Vec<u64> = Vec::new();
@@ -1365,7 +1351,7 @@ fn wait_pipeline_waits_for_stages_still_running() {
                     if waiting {
                         break;
                     }
-                    pause(&mut round);
+                    poll::pause(&mut round);
                 }
                 released.store(true, Ordering::SeqCst);
                 // Either way the stages get their input and end.

@@ -52,7 +52,7 @@ use nix::sys::pthread::{pthread_kill, pthread_self};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction, signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid, pipe, read};
-use oskata_harness::{Isolation, evidence, procfs, scaled, student};
+use oskata_harness::{Isolation, evidence, poll, procfs, scaled, student};
 use rstest::rstest;
 
 /// How long a correct solution may take to reach a state the test waits for (before `scaled`).
@@ -99,12 +99,6 @@ fn fail(child: Pid, msg: String) -> ! {
         let _ = waitpid(child, None);
     }
     panic!("{msg}");
-}
-
-/// Short pauses between looks at `/proc`, growing to 10 ms.
-fn pause(round: &mut u32) {
-    *round += 1;
-    thread::sleep(Duration::from_micros(100 << (*round).min(7)));
 }
 
 /// Sets the test process's own SIGPIPE disposition.
@@ -339,7 +333,7 @@ fn run_writer(sigpipe: Sigpipe, inherited: Inherited) -> Outcome {
                 ),
             );
         }
-        pause(&mut round);
+        poll::pause(&mut round);
     };
     // Every write end is closed now (the child has exited, the parent's copy was checked): read
     // what is there without blocking.
@@ -625,7 +619,7 @@ fn short_write() {
                     ));
                     break;
                 }
-                pause(&mut pauses);
+                poll::pause(&mut pauses);
             }
             if trouble.is_some() || RETURNED.load(Ordering::SeqCst) {
                 break;

@@ -70,7 +70,7 @@ use nix::sys::socket::{
 };
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, Whence, getpid, lseek, pipe, read, write};
-use oskata_harness::{Isolation, evidence, procfs, scaled, scratch_dir, student};
+use oskata_harness::{Isolation, cases, evidence, poll, procfs, scaled, scratch_dir, student};
 use rstest::rstest;
 
 /// How long a correct child may take to reach its next `recvmsg`, reply or exit (before
@@ -100,30 +100,11 @@ fn fail(child: Pid, msg: String) -> ! {
     panic!("{msg}");
 }
 
-/// Short pauses between looks at `/proc`, growing to 10 ms.
-fn pause(round: &mut u32) {
-    *round += 1;
-    thread::sleep(Duration::from_micros(100 << (*round).min(7)));
-}
-
-/// Random bytes from getrandom(2), so no two runs (and no two files) hold the same content.
-fn random_bytes(len: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; len];
-    let mut done = 0;
-    while done < len {
-        // SAFETY: getrandom writes at most `len - done` bytes into the buffer's tail.
-        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), len - done, 0) };
-        assert!(n > 0, "getrandom failed: {}", Errno::last());
-        done += n as usize;
-    }
-    buf
-}
-
 /// A file of random content in the scratch directory, under a fresh name.
 fn new_file(len: usize) -> (PathBuf, Vec<u8>) {
     static N: AtomicU32 = AtomicU32::new(0);
     let path = scratch_dir().join(format!("file-{}", N.fetch_add(1, Ordering::SeqCst)));
-    let content = random_bytes(len);
+    let content = cases::random_bytes(len);
     fs::write(&path, &content).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     (path, content)
 }
@@ -603,7 +584,7 @@ fn recv_fd_retries_when_a_signal_interrupts_it() {
                         procfs::syscall(me).map(|c| c.nr)
                     ));
                 }
-                pause(&mut round);
+                poll::pause(&mut round);
             }
             pthread_kill(receiver, Signal::SIGUSR1).map_err(|e| format!("pthread_kill: {e}"))?;
             let start = Instant::now();
@@ -758,7 +739,7 @@ fn await_request(s: &Spawned, when: &str) -> Vec<procfs::Fd> {
                 ),
             );
         }
-        pause(&mut round);
+        poll::pause(&mut round);
     }
     let fds = procfs::fds(child).unwrap_or_default();
     let added = new_fds(&s.before, &fds);
@@ -870,7 +851,7 @@ fn close_and_expect_exit(s: Spawned, code: i32, why: &str) {
                 ),
             );
         }
-        pause(&mut round);
+        poll::pause(&mut round);
     };
     match status {
         WaitStatus::Exited(_, c) if c == code => {}
@@ -996,7 +977,7 @@ fn the_child_closes_each_fd_it_received() {
                     ),
                 );
             }
-            pause(&mut round);
+            poll::pause(&mut round);
         };
         if table.iter().any(|f| f.fd == fd) {
             fail(
@@ -1006,7 +987,7 @@ fn the_child_closes_each_fd_it_received() {
                 ),
             );
         }
-        let data = random_bytes(2000);
+        let data = cases::random_bytes(2000);
         write(&w, &data).expect("write to the pipe");
         drop(w);
         let reply = read_reply(&s, "to a request with a pipe's read end");
@@ -1070,7 +1051,7 @@ fn the_child_exits_1_on_a_request_without_an_fd() {
                     ),
                 );
             }
-            pause(&mut round);
+            poll::pause(&mut round);
         }
     });
 }

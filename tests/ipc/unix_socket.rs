@@ -62,7 +62,7 @@ use nix::sys::socket::{
 };
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getgid, getpid, getuid};
-use oskata_harness::{Isolation, evidence, procfs, scaled, scratch_dir, student};
+use oskata_harness::{Isolation, cases, evidence, poll, procfs, scaled, scratch_dir, student};
 
 /// How long a correct client or server may take to reach its next step (before `scaled`).
 const SETTLE: Duration = Duration::from_secs(5);
@@ -91,25 +91,6 @@ fn fail(children: &[Pid], msg: String) -> ! {
         let _ = waitpid(c, None);
     }
     panic!("{msg}");
-}
-
-/// Short pauses between looks at `/proc`, growing to 10 ms.
-fn pause(round: &mut u32) {
-    *round += 1;
-    thread::sleep(Duration::from_micros(100 << (*round).min(7)));
-}
-
-/// Random bytes from getrandom(2).
-fn random_bytes(len: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; len];
-    let mut done = 0;
-    while done < len {
-        // SAFETY: getrandom writes at most `len - done` bytes into the buffer's tail.
-        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), len - done, 0) };
-        assert!(n > 0, "getrandom failed: {}", Errno::last());
-        done += n as usize;
-    }
-    buf
 }
 
 /// The socket's path in the scratch directory.
@@ -366,7 +347,7 @@ fn await_connected(c: &Client, all: &[Pid]) {
                 ),
             );
         }
-        pause(&mut round);
+        poll::pause(&mut round);
     }
 }
 
@@ -519,7 +500,7 @@ fn reap(clients: &[Client]) {
                     ),
                 );
             }
-            pause(&mut round);
+            poll::pause(&mut round);
         }
     }
 }
@@ -708,7 +689,7 @@ fn listen_at_removes_a_stale_socket_file() {
 fn listen_at_leaves_a_file_that_is_not_a_socket() {
     Isolation::new().deadline(Duration::from_secs(15)).check_fds().run(|| {
         let path = socket_path("server.sock");
-        let content = random_bytes(100);
+        let content = cases::random_bytes(100);
         fs::write(&path, &content).expect("write a regular file at the path");
         let before = my_fds();
         let got = student(|| listen_at(&path));
@@ -754,14 +735,14 @@ fn serve_learns_who_each_client_is() {
             .unwrap_or_else(|e| panic!("listen_at({}) failed: {e}", path.display()));
         let mut clients = Vec::new();
         for k in 0..3 {
-            let c = spawn_client(&path, random_bytes(1000 + 500 * k), listener.as_raw_fd(), k);
+            let c = spawn_client(&path, cases::random_bytes(1000 + 500 * k), listener.as_raw_fd(), k);
             let pids: Vec<Pid> = clients.iter().map(|c: &Client| c.pid).chain([c.pid]).collect();
             await_connected(&c, &pids);
             clients.push(c);
         }
         // The fourth connects only once the server waits in accept, its first three served.
         let (gate_r, gate_w) = nix::unistd::pipe().expect("pipe");
-        let fourth = spawn_gated_client(&path, random_bytes(700), listener.as_raw_fd(), 3, Some(gate_r));
+        let fourth = spawn_gated_client(&path, cases::random_bytes(700), listener.as_raw_fd(), 3, Some(gate_r));
         clients.push(fourth);
         let pids: Vec<Pid> = clients.iter().map(|c| c.pid).collect();
         let gate = Gate {
@@ -830,7 +811,7 @@ fn a_big_request_crosses_both_ways() {
                 .unwrap_or_else(|e| panic!("listen_at({}) failed: {e}", path.display()));
             let clients = vec![spawn_client(
                 &path,
-                random_bytes(300_000),
+                cases::random_bytes(300_000),
                 listener.as_raw_fd(),
                 0,
             )];
