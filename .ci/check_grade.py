@@ -29,4 +29,9 @@ if bad:
     print("\n".join(bad))
     sys.exit(1)
 tests = sum(len(ex.get("tests", [])) for ex in exercises)
+chapters = {}
+for ex in exercises:
+    chapters.setdefault(ex["id"].split("/")[0], []).append(ex)
+for chapter, exs in chapters.items():
+    print(f"  {chapter}: {len(exs)} exercises, {sum(len(e.get('tests', [])) for e in exs)} tests, all {expected}")
 print(f"ok: {len(exercises)} exercises, {tests} tests, as expected")
