@@ -44,8 +44,9 @@
 //! dirty pages back some time later (seconds), and `munmap` does not wait for that either.
 //!
 //! That is why the tests cannot tell a missing `msync` from a present one: another process
-//! reading the file sees the change either way, and on the tests' scratch filesystem (a tmpfs,
-//! memory only) there is no disk to wait for. Call it anyway: it is the step that makes the
+//! reading the file sees the change either way, nothing in `/proc` shows whether one file's pages
+//! are still dirty, and the kernel's flusher threads may write them back at any moment. (On a
+//! tmpfs there is no disk to wait for at all.) Call it anyway: it is the step that makes the
 //! change last, and on a real disk nothing else in this function does that.
 //!
 //! ## In Rust, with nix
@@ -65,7 +66,10 @@
 //! The tests run it in a child process, then look at what the kernel shows: another process
 //! (an exec'd `cat`) reads the file and must see the change; `fstat` gives its size; the
 //! child's `/proc/self/maps` must hold no mapping of the file's inode and its `/proc/self/fd` no
-//! new descriptor; and how the child ended (SIGBUS, SIGSEGV) when it did not return.
+//! new descriptor; how the child ended (SIGBUS, SIGSEGV) when it did not return; and how far its
+//! resident size rose during the call (`VmHWM` in `/proc/self/status`): every page stored to
+//! through a mapping is resident in the process until `munmap`, so a big change made with
+//! `write(2)` instead shows.
 //!
 //! Man pages: mmap(2), msync(2), munmap(2), open(2), fstat(2), ftruncate(2), sysconf(3)
 //! (`_SC_PAGESIZE`), proc(5) (`/proc/<pid>/maps`, `/proc/<pid>/fd`).

@@ -8,7 +8,10 @@
 //! - that child's own `/proc/self/maps` (any mapping of the file's inode) and `/proc/self/fd`
 //!   (any descriptor it did not have before the call), read right after the call returned;
 //! - how that child ended: returned a value, panicked, or was killed (SIGBUS for a page past the
-//!   end of the file, SIGSEGV for a store outside the mapping).
+//!   end of the file, SIGSEGV for a store outside the mapping);
+//! - how far that child's resident size rose during the call (`VmRSS` before, `VmHWM`, the peak,
+//!   after, in `/proc/self/status`): every page stored to through a mapping is resident in the
+//!   process until munmap, while write(2) makes none resident.
 //!
 //! The contract, clause by clause, and the test that checks each:
 //! - the change reaches the file, where another process reads it, and nothing else of the file
@@ -20,6 +23,11 @@
 //! - a change past the end grows the file to exactly `offset + data.len()`, zeros in any gap,
 //!   in the last page or pages beyond it, or from an empty file (`a_change_past_the_end_grows_the_file`,
 //!   three cases; `random_patches_are_read_back`);
+//! - the change goes through a mapping, not write(2)/pwrite(2): during a change of 8 MiB the
+//!   caller's peak resident size rises by at least 2 MiB (`a_change_of_many_pages_goes_through_the_mapping`,
+//!   two cases; measured here: a mapping about 8-9 MiB, pwrite at most about 0.2 MiB). (Page fault
+//!   counts would not do: the page cache's large folios let one fault map many pages, and how
+//!   many varies from run to run.)
 //! - no mapping of the file and no new descriptor is left in the process afterwards (every test
 //!   that returns through `patch`);
 //! - an empty change changes nothing and maps nothing, even at an offset past the end or on an
@@ -31,8 +39,10 @@
 //!
 //! Not tested, on purpose: `msync`. On Linux a `MAP_SHARED` mapping is the page cache's own copy
 //! of the file, so another process's read(2) sees a store at once, msync or not (visibility);
-//! msync only makes the change durable on the disk, and the scratch directory is a tmpfs with
-//! no disk. No reading of the file or of /proc tells a missing msync apart, so no test claims to.
+//! msync only makes the change durable on the disk (on a tmpfs there is none). No reading of the
+//! file or of /proc tells a missing msync apart: the pages' dirty state is not shown per file,
+//! and the kernel's flusher threads may write them back at any moment anyway (a filesystem-specific
+//! probe such as FIEMAP's delayed-allocation flag would race with them). So no test claims to.
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -79,6 +89,9 @@ enum Ended {
     /// It returned; what the child saw of itself right afterwards.
     Returned {
         result: Result<u64, Errno>,
+        /// How far the child's peak resident size rose above its size before the call, in kB
+        /// (`VmHWM` and `VmRSS` of /proc/self/status).
+        grown: u64,
         /// Lines of its `/proc/self/maps` that map the file's inode.
         maps: Vec<String>,
         /// Descriptors open after the call that were not before, as `fd -> target`.
@@ -119,10 +132,20 @@ fn patch(path: &Path, offset: u64, data: &[u8]) -> Ended {
                 .iter()
                 .map(|f| f.fd)
                 .collect();
+            let kb = |key: &str| {
+                procfs::status(me)
+                    .ok()
+                    .and_then(|s| s.get(key)?.split_whitespace().next()?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let rss_before = kb("VmRSS");
             // Called directly, not through `student`: this child is the test's own, and it
             // leaves through _exit whatever happens.
             let got = catch_unwind(AssertUnwindSafe(|| patch_file(path, offset, data)));
-            let mut text = String::new();
+            // The peak resident size since the call began: VmHWM (the kernel updates it when
+            // a mapping is removed), or VmRSS if that is higher (a mapping still there).
+            let grown = kb("VmHWM").max(kb("VmRSS")).saturating_sub(rss_before);
+            let mut text = format!("grown {grown}\n");
             match got {
                 Ok(result) => {
                     match result {
@@ -192,12 +215,14 @@ fn parse_ended(child: Pid, status: nix::Result<WaitStatus>, text: &str) -> Ended
         other => return Ended::Other(format!("pid {child}: {other:?}, report {text:?}")),
     }
     let mut result = None;
+    let mut grown = 0;
     let (mut maps, mut fds) = (Vec::new(), Vec::new());
     for line in text.lines() {
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
         match tag {
             "ok" => result = rest.parse().ok().map(Ok),
             "err" => result = rest.parse().ok().map(|e| Err(Errno::from_raw(e))),
+            "grown" => grown = rest.parse().unwrap_or(0),
             "map" => maps.push(rest.to_owned()),
             "fd" => fds.push(rest.to_owned()),
             "panic" => return Ended::Panicked(rest.to_owned()),
@@ -205,16 +230,26 @@ fn parse_ended(child: Pid, status: nix::Result<WaitStatus>, text: &str) -> Ended
         }
     }
     match result {
-        Some(result) => Ended::Returned { result, maps, fds },
+        Some(result) => Ended::Returned {
+            result,
+            grown,
+            maps,
+            fds,
+        },
         None => Ended::Other(format!("pid {child} exited 0 but reported {text:?}")),
     }
 }
 
-/// The result of a call that must have returned and left nothing behind; fails with the
-/// kernel's evidence otherwise.
-fn returned(what: &str, ended: Ended) -> Result<u64, Errno> {
+/// The result of a call that must have returned and left nothing behind, and how far the
+/// caller's resident size rose during it (kB); fails with the kernel's evidence otherwise.
+fn returned_and_growth(what: &str, ended: Ended) -> (Result<u64, Errno>, u64) {
     match ended {
-        Ended::Returned { result, maps, fds } => {
+        Ended::Returned {
+            result,
+            grown,
+            maps,
+            fds,
+        } => {
             assert!(
                 maps.is_empty(),
                 "{what}: the file is still mapped after patch_file returned; /proc/self/maps of the calling \
@@ -229,7 +264,7 @@ fn returned(what: &str, ended: Ended) -> Result<u64, Errno> {
                  (drop the File or OwnedFd) before returning",
                 fds.join("\n  ")
             );
-            result
+            (result, grown)
         }
         Ended::Killed(Signal::SIGBUS) => {
             panic!("{what}: the process calling patch_file was killed by SIGBUS. {PAST_END}")
@@ -255,6 +290,12 @@ fn returned(what: &str, ended: Ended) -> Result<u64, Errno> {
             panic!("{what}: the child calling patch_file ended unexpectedly: {text}")
         }
     }
+}
+
+/// The result of a call that must have returned and left nothing behind (see
+/// [`returned_and_growth`]).
+fn returned(what: &str, ended: Ended) -> Result<u64, Errno> {
+    returned_and_growth(what, ended).0
 }
 
 /// What another program, an exec'd `cat`, reads of the file.
@@ -305,7 +346,21 @@ fn patch_and_check(old: &[u8], offset: usize, data: &[u8]) {
         data.len()
     );
     let ended = student(|| patch(&path, offset as u64, data));
-    let result = returned(&what, ended);
+    let (result, grown) = returned_and_growth(&what, ended);
+    // Only for big changes: the resident size of a process moves by some pages anyway (its
+    // heap, the kernel's per-CPU counters), far less than a quarter of 8 MiB.
+    let change_kb = (data.len() / 1024) as u64;
+    if change_kb >= 4096 && result.is_ok() {
+        assert!(
+            grown >= change_kb / 4,
+            "{what}: the change reached the file, but the resident size of the process calling patch_file \
+             never rose during the call: its peak (VmHWM in /proc/self/status) is only {grown} kB above its size \
+             before (VmRSS), for a change of {change_kb} kB. Every page of a file that a process stores to \
+             through a mapping is resident in that process (counted in VmRSS) until munmap, so the bytes went \
+             in without mapping the file (write(2) or pwrite(2)), which is not this exercise: map the file \
+             MAP_SHARED and store through the mapping"
+        );
+    }
     let want = expected(old, offset, data);
     let size = fs::metadata(&path).expect("stat").len();
     match result {
@@ -315,7 +370,7 @@ fn patch_and_check(old: &[u8], offset: usize, data: &[u8]) {
             "{what} returned {n}, but the file's size afterwards must be {} (and fstat shows {size})",
             want.len()
         ),
-        Err(Errno::EINVAL) if offset % 4096 != 0 => panic!(
+        Err(Errno::EINVAL) if !offset.is_multiple_of(4096) => panic!(
             "{what} returned EINVAL. The offset given to mmap(2) must be a multiple of the page size \
              (sysconf(_SC_PAGESIZE), 4096 here); {offset} is not. Map from offset 0 (or from the offset \
              rounded down to a page) and store at data's place inside the mapping"
@@ -370,6 +425,17 @@ fn patch_and_check(old: &[u8], offset: usize, data: &[u8]) {
 #[case::pages_past_the_first(9000, 2000)]
 fn the_change_is_read_back_by_another_process(#[case] offset: usize, #[case] len: usize) {
     isolated(|| patch_and_check(&pattern(3 * 4096 + 100, 7), offset, &pattern(len, 200)));
+}
+
+#[rstest]
+#[case::inside(9 << 20, 1000, 8 << 20)]
+#[case::growing(4096, 3000, 8 << 20)]
+fn a_change_of_many_pages_goes_through_the_mapping(
+    #[case] size: usize,
+    #[case] offset: usize,
+    #[case] len: usize,
+) {
+    isolated(|| patch_and_check(&pattern(size, 11), offset, &pattern(len, 42)));
 }
 
 #[rstest]
