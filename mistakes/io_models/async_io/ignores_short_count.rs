@@ -86,7 +86,7 @@ pub fn read_all(requests: &[ReadRequest<'_>]) -> Vec<nix::Result<Vec<u8>>> {
     results
         .into_iter()
         .zip(bufs)
-        .map(|(r, mut buf)| {
+        .map(|(r, buf)| {
             // A short count (end of file, a pipe holding less) leaves the rest unread.
             // The mistake: the count is looked at only for an error; the whole buffer is returned.
             let _n = r.expect("every request was collected")?;
