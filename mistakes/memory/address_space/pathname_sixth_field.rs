@@ -92,7 +92,11 @@ pub fn parse_line(line: &str) -> io::Result<Mapping> {
         .parse()
         .map_err(|_| bad(line, "inode"))?;
     // The mistake: the pathname taken as the 6th whitespace-separated field, cut at a space.
-    let pathname = rest.split_whitespace().next().unwrap_or_default().to_owned();
+    let pathname = rest
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     Ok(Mapping {
         start,
         end,
