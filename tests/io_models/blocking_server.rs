@@ -548,7 +548,8 @@ fn read_to_end(s: &mut TcpStream) -> Result<Vec<u8>, String> {
         Ok(_) => Ok(got),
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(format!(
             "no end of file came for {:?} after the client shut down its side ({} bytes had come back): the \
-             server must close the connection once read returns 0",
+             server never closed a finished connection (its socket stays in CLOSE_WAIT): once read returns 0, \
+             write back what is left and close the socket (drop the TcpStream, and keep no copy of it)",
             scaled(SETTLE),
             got.len()
         )),
