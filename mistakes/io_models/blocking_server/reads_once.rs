@@ -1,0 +1,44 @@
+//! # A blocking echo server (阻塞 I/O), one thread per connection
+//!
+//! Reference solution. See `exercises/io_models/blocking_server.rs` for the lesson.
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+
+/// How much one read(2) asks for.
+const CHUNK: usize = 8192;
+
+/// Echoes everything read from `stream` back to it until the client ends its side (read
+/// returns 0), then closes the connection; returns how many bytes were echoed.
+pub fn echo(mut stream: TcpStream) -> io::Result<u64> {
+    let mut buf = [0u8; CHUNK];
+    // The mistake: one read per connection, as if a client's whole message came in one piece.
+    let n = stream.read(&mut buf)?;
+    stream.write_all(&buf[..n])?;
+    Ok(n as u64)
+}
+
+/// Accepts connections on `listener` for ever, each served by [`echo`] on a thread of its own.
+/// Returns only when accept(2) fails with an error that is not the client's.
+pub fn serve(listener: TcpListener) -> io::Result<()> {
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _peer)) => stream,
+            Err(e) if transient(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        // The thread is detached (its handle dropped): it ends when its client does, and the
+        // stream, moved into it, is closed when echo returns, error or not.
+        thread::spawn(move || {
+            let _ = echo(stream);
+        });
+    }
+}
+
+/// Errors of accept(2) that concern one connection, not the listener: try again.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
+    )
+}
