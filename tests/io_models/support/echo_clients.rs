@@ -14,7 +14,7 @@
 //!
 //! A server is any `Fn(TcpListener) -> io::Result<()>` (a closure can bind extra arguments,
 //! e.g. `|l| serve(l, Trigger::Edge)`). [`Server::spawn`] makes the listener itself (a TCP
-//! socket on 127.0.0.1, port 0, `listen(2)` with backlog [`BACKLOG`]), forks, and calls the
+//! socket on 127.0.0.1, port 0, `listen(2)` with backlog [`BACKLOG`], SO_SNDBUF [`SNDBUF`]), forks, and calls the
 //! server in the child; the test process closes its copy of the listener. The server runs
 //! until the test kills it (SIGKILL, then `waitpid`): it must never return while it serves,
 //! and returning (Ok or Err) or panicking fails the check, quoting what it returned. The
@@ -65,6 +65,10 @@ use proptest::test_runner::TestCaseError;
 /// that all complete their handshake before the server accepts any of them.
 pub const BACKLOG: i32 = 512;
 
+/// The send buffer the listener hands to every accepted socket (SO_SNDBUF; the kernel
+/// doubles it for its bookkeeping).
+pub const SNDBUF: usize = 32 * 1024;
+
 /// How long (before `scaled`) a correct server may take to answer, accept, or close: it needs
 /// milliseconds; every wrong one is caught by evidence well before a test's own deadline.
 pub const SETTLE: Duration = Duration::from_secs(5);
@@ -98,6 +102,9 @@ pub struct Server {
 /// Makes the listener the way every check wants it: 127.0.0.1, port 0, backlog [`BACKLOG`].
 pub fn listener() -> io::Result<TcpListener> {
     let l = TcpListener::bind("127.0.0.1:0")?;
+    // Accepted sockets inherit this: a fixed send buffer (no autotuning up to megabytes), so a
+    // server's write to a client that reads slowly soon comes back short or with EAGAIN.
+    setsockopt(&l, sockopt::SndBuf, &SNDBUF)?;
     // listen(2) again on a listening socket sets its backlog anew (std chose 128).
     listen(&l, Backlog::new(BACKLOG).map_err(io::Error::from)?)?;
     Ok(l)
@@ -312,6 +319,17 @@ impl Server {
         ))
     }
 
+    /// Like [`Server::check_alive`], but first gives a server that may be exiting (a client
+    /// just saw its connection closed) up to 200 ms (scaled) to show as ended, so that a crash
+    /// is reported as a crash and not as a cut-off client.
+    pub fn check_alive_settled(&mut self, doing: &str) {
+        let start = Instant::now();
+        while start.elapsed() < scaled(Duration::from_millis(200)) {
+            self.check_alive(doing);
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Kills and reaps the server, then panics with `msg` (and the lesson, if one is set).
     pub fn fail(&mut self, msg: String) -> ! {
         self.kill_and_reap();
@@ -460,6 +478,53 @@ impl Client {
     /// Connects (blocking) and makes the socket nonblocking.
     pub fn connect(addr: SocketAddr) -> io::Result<Client> {
         let s = TcpStream::connect_timeout(&addr, scaled(SETTLE))?;
+        s.set_nonblocking(true)?;
+        s.set_nodelay(true)?;
+        Ok(Client {
+            stream: Some(s),
+            sent: Vec::new(),
+            got: Vec::new(),
+            eof: false,
+            error: None,
+        })
+    }
+
+    /// Connects with a receive buffer of about `rcvbuf` bytes (SO_RCVBUF set before connect,
+    /// so the TCP window stays small): the server's writes to this client fill up soon and
+    /// come back short or with EAGAIN.
+    pub fn connect_small_window(addr: SocketAddr, rcvbuf: usize) -> io::Result<Client> {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+        let SocketAddr::V4(v4) = addr else {
+            return Err(io::Error::new(ErrorKind::InvalidInput, "IPv4 only"));
+        };
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        setsockopt(&fd, sockopt::RcvBuf, &rcvbuf)?;
+        // nix's socket addresses need its `net` feature, which the kit does not enable.
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*v4.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: `sin` is a valid sockaddr_in of the length given, `fd` an open socket.
+        let rc = unsafe {
+            libc::connect(
+                fd.as_raw_fd(),
+                (&raw const sin).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let s = TcpStream::from(fd);
         s.set_nonblocking(true)?;
         s.set_nodelay(true)?;
         Ok(Client {
@@ -654,6 +719,7 @@ pub fn read_until(
             .iter()
             .find(|&&i| (clients[i].eof || clients[i].error.is_some()) && !done(&clients[i]))
         {
+            server.check_alive_settled(what);
             let ev = server.evidence();
             let c = &clients[i];
             server.fail(format!(
@@ -960,7 +1026,14 @@ pub fn burst(server: impl FnOnce(TcpListener) -> io::Result<()>, n: usize) {
 pub fn big_slow(server: impl FnOnce(TcpListener) -> io::Result<()>) {
     const TOTAL: usize = 1 << 20;
     let mut s = Server::spawn(server);
-    let mut clients = vec![s.connect(), s.connect()];
+    let big = match Client::connect_small_window(s.addr(), 4096) {
+        Ok(c) => c,
+        Err(e) => {
+            let ev = s.evidence();
+            s.fail(format!("the big client could not connect: {e}\n{ev}"))
+        }
+    };
+    let mut clients = vec![big, s.connect()];
     let data = pattern(0, TOTAL, 99);
     let mut off = 0;
     let mut stalled = Instant::now();
