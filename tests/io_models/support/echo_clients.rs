@@ -178,10 +178,11 @@ impl Server {
         let start = Instant::now();
         loop {
             self.check_alive("starting");
-            if let Some(fds) = self.sockets() {
-                if !fds.is_empty() && procfs::state(self.pid) == Some('S') {
-                    return fds.len();
-                }
+            if let Some(fds) = self.sockets()
+                && !fds.is_empty()
+                && procfs::state(self.pid) == Some('S')
+            {
+                return fds.len();
             }
             if start.elapsed() > scaled(SETTLE) {
                 return self.sockets().map_or(1, |f| f.len().max(1));
@@ -336,10 +337,10 @@ impl Server {
         self.read_fate();
         // A stub's `todo!()` in the server's process: its own words first, so the grader
         // sees "not yet implemented" and says "not started".
-        if let Some(todo) = self.fate_text.strip_prefix("the server panicked: ") {
-            if todo.starts_with("not yet implemented") {
-                panic!("{todo} (in the server's process, pid {})\n{msg}", self.pid);
-            }
+        if let Some(todo) = self.fate_text.strip_prefix("the server panicked: ")
+            && todo.starts_with("not yet implemented")
+        {
+            panic!("{todo} (in the server's process, pid {})\n{msg}", self.pid);
         }
         if self.lesson.is_empty() {
             panic!("{msg}");
@@ -1118,7 +1119,7 @@ pub fn big_slow(server: impl FnOnce(TcpListener) -> io::Result<()>) {
             ));
         }
         s.check_alive("echoing 1 MiB to a slow reader");
-        if reads % 8 == 0 {
+        if reads.is_multiple_of(8) {
             thread::sleep(Duration::from_micros(500));
         }
         let st = clients[0].stream.as_ref().unwrap();
