@@ -87,6 +87,8 @@ pub const TEST_DEADLINE: Duration = Duration::from_secs(40);
 pub struct Server {
     pid: Pid,
     addr: SocketAddr,
+    /// The listening socket's inode (from fstat), to find it in /proc/net/tcp.
+    inode: u64,
     /// Read end of a pipe the child writes its fate into (what the server returned or its
     /// panic message) if it ever stops serving.
     fate: Option<OwnedFd>,
@@ -124,6 +126,7 @@ impl Server {
     ) -> Server {
         let l = listener().expect("the test could not make its listening socket");
         let addr = l.local_addr().expect("getsockname on the listener");
+        let inode = nix::sys::stat::fstat(&l).map_or(0, |st| st.st_ino);
         let (fate_r, fate_w) = pipe().expect("pipe for the server's fate");
         // SAFETY: the test body is single-threaded at this point (the driver starts its client
         // threads only after the fork), and the child only runs the server and then _exits.
@@ -160,6 +163,7 @@ impl Server {
                 let mut s = Server {
                     pid: child,
                     addr,
+                    inode,
                     fate: Some(fate_r),
                     fate_text: String::new(),
                     reaped: None,
@@ -392,16 +396,19 @@ impl Server {
         self.check_alive("finishing");
         self.kill_and_reap();
         let port = self.addr.port();
-        if let Some(line) = listening_on(port) {
+        if let Some(line) = listening_on(port, self.inode) {
             panic!(
                 "after the server was killed and reaped, a socket still listens on port {port}: {line} (the test's copy \
                  of the listener should have been closed after the fork)"
             );
         }
-        if procfs::stat(self.pid).is_ok_and(|s| s.state != 'Z') {
+        if !matches!(
+            self.reaped,
+            Some(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+        ) {
             panic!(
-                "the server pid {} is still alive after it was reaped",
-                self.pid
+                "the server pid {} was not reaped: waitpid said {:?}",
+                self.pid, self.reaped
             );
         }
     }
@@ -413,14 +420,16 @@ impl Drop for Server {
     }
 }
 
-/// A line of /proc/net/tcp showing a LISTEN socket on `port`, if any.
-pub fn listening_on(port: u16) -> Option<String> {
+/// A line of /proc/net/tcp showing the LISTEN socket with this inode on `port`, if any (the
+/// inode tells ours from another test's listener that got the same port since).
+pub fn listening_on(port: u16, inode: u64) -> Option<String> {
     let text = fs::read_to_string("/proc/net/tcp").ok()?;
     text.lines().skip(1).find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         let local = f.get(1)?;
         let p = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-        (p == port && f.get(3) == Some(&"0A")).then(|| l.trim().to_owned())
+        let ino: u64 = f.get(9)?.parse().ok()?;
+        (p == port && f.get(3) == Some(&"0A") && ino == inode).then(|| l.trim().to_owned())
     })
 }
 
