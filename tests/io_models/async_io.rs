@@ -29,6 +29,24 @@
 //! - a failing request fails alone, with the error `aio_error` gives for it (EBADF for an fd
 //!   open only for writing, EINVAL for an offset `off_t` cannot hold), and the others still
 //!   get their bytes (`a_failing_request_fails_alone`).
+//!
+//! `read_all_uring`, the same contract with io_uring, runs the same tests (`uring_*`), and more:
+//! - where the kernel refuses io_uring (the test's own `io_uring_setup(2)` fails: `ENOSYS`, or
+//!   `EPERM` from io_uring_disabled = 2 or a seccomp filter), every `uring_*` test prints a note
+//!   and checks only that `read_all_uring` fails with that same error as its outer error (so a
+//!   stub still fails); otherwise an outer error is a failure;
+//! - with the pipes unwritten, the ring's `/proc/self/fdinfo` shows every request submitted
+//!   (`SqHead`: one request at a time is caught at once) and the file reads completed (`CqTail`)
+//!   while the pipe reads wait: completion order is not submission order, and the pipe data then
+//!   lands in the pipe requests' results, matched by `user_data`
+//!   (`uring_completions_in_any_order_are_matched_by_user_data`);
+//! - no thread of the process sleeps in `read(2)` on a test pipe (a synchronous fallback, in the
+//!   caller or a thread of its own, is named from `/proc/self/task/*/syscall`);
+//! - a CQE's negative `res` is that request's error (`uring_a_failing_request_fails_alone`:
+//!   EBADF on a write-only fd, EINVAL for an offset `off_t` cannot hold);
+//! - no `anon_inode:[io_uring]` fd is left open and the fd table is as before
+//!   (`uring_the_ring_is_closed_after`, and after every proptest case);
+//! - `uring_no_requests_no_results`.
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
