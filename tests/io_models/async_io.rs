@@ -941,10 +941,9 @@ fn skip_when_refused(e: Errno) {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "absent".into());
     eprintln!(
-        "NOTE: this kernel refuses io_uring (io_uring_setup(2) fails with {e}: {}; \
+        "NOTE: this kernel refuses io_uring (io_uring_setup(2) fails with {e}; \
          /proc/sys/kernel/io_uring_disabled is {disabled}, and a seccomp filter can refuse it too). The io_uring \
          tests check only that read_all_uring fails with that same error as its outer error.",
-        e.desc()
     );
     let (_path, file) = data_file("refused", b"some bytes");
     let requests = [ReadRequest {
