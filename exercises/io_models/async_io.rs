@@ -1,4 +1,4 @@
-//! # Many reads in flight at once (异步 I/O): POSIX aio, `aio_suspend`, `aio_error`, `aio_return`
+//! # Many reads in flight at once (异步 I/O): POSIX aio (`aio_suspend`, `aio_error`, `aio_return`) and io_uring
 //!
 //! A `read(2)` is synchronous: the caller sleeps until the bytes are in its buffer (阻塞), and
 //! one read at a time is all one thread can have going. Non-blocking I/O and multiplexing
@@ -38,12 +38,43 @@
 //! Requests on one fd are served in order by one thread; requests on different fds run side
 //! by side. So the model is right (submit, go on, collect), but each request in flight costs a
 //! thread. The kernel's own interfaces are the old Linux AIO (`io_submit(2)`, truly
-//! asynchronous only for `O_DIRECT` files) and `io_uring(7)`: two rings shared with the kernel,
-//! one where you place requests and one where the kernel places completions, so that many
-//! reads are submitted and reaped with few or no system calls. io_uring can be turned off by
-//! an administrator (`/proc/sys/kernel/io_uring_disabled`) or by a seccomp filter (containers
-//! often do): `io_uring_setup(2)` then fails with `EPERM` or `ENOSYS`. This exercise sticks to
-//! POSIX aio, which works everywhere glibc does.
+//! asynchronous only for `O_DIRECT` files) and io_uring, the second part of this exercise.
+//!
+//! ## io_uring: the kernel's own asynchronous I/O
+//!
+//! `io_uring_setup(2)` makes a ring instance, returned as a file descriptor (it shows in
+//! `/proc/self/fd` as `anon_inode:[io_uring]`), and two queues that the process `mmap`s, so
+//! that kernel and process share their memory and write to them without copying:
+//!
+//! - the **submission queue** (SQ, 提交队列): the process fills submission entries (SQEs), each
+//!   one operation: `IORING_OP_READ` with an fd, a buffer, a length and an offset, and a 64-bit
+//!   `user_data` of its choosing, and moves the queue's tail on;
+//! - the **completion queue** (CQ, 完成队列): the kernel posts one completion entry (CQE) per
+//!   finished operation: the SQE's `user_data`, copied, and `res`, what the syscall would have
+//!   returned: a count of bytes (possibly short, or 0 at the end), or **minus** an errno
+//!   (`-EBADF`); the process reads them and moves the queue's head on.
+//!
+//! `io_uring_enter(2)` hands the kernel every SQE queued since the last call and, if asked,
+//! sleeps until a number of completions have arrived: **one system call for many operations**.
+//! Completions arrive in the order operations finish, not the order they were submitted: a read
+//! of a file already in the page cache completes at once, one of an empty pipe when someone
+//! writes to it. `user_data` is how you know which request a CQE answers; put the request's
+//! index there. Unlike glibc's POSIX aio there is no thread of yours per request: the kernel
+//! itself keeps the reads pending (a pipe read waits on the pipe, like poll does) and completes
+//! them. The ring fd must be closed when you are done (that unmaps the rings too).
+//!
+//! io_uring can be turned off by an administrator (`/proc/sys/kernel/io_uring_disabled`: 2
+//! refuses everyone, `EPERM`) or by a seccomp filter (containers often do: `ENOSYS` or `EPERM`);
+//! `io_uring_setup` then fails, and so must your function, with that error. The tests then
+//! print a note and check only that.
+//!
+//! In Rust, the `io-uring` crate (tokio-rs) wraps the plumbing: `io_uring::IoUring::new(n)`
+//! sets up and maps a ring of `n` entries (its `Drop` unmaps and closes it);
+//! `io_uring::opcode::Read::new(io_uring::types::Fd(raw), ptr, len).offset(off).build()
+//! .user_data(i)` builds an SQE; `unsafe { ring.submission().push(&sqe) }` queues it (unsafe:
+//! the buffer must stay valid until its completion is reaped); `ring.submit_and_wait(k)` is one
+//! `io_uring_enter`; `ring.completion()` iterates the posted CQEs (`.user_data()`,
+//! `.result()`).
 //!
 //! ## In Rust: nix's `AioRead`, and why it is pinned
 //!
@@ -69,8 +100,12 @@
 //! only once the previous one was read: a `read_all` that reads one request after another
 //! (even with `pread`) sleeps in a read the test has not fed yet, and is caught there.
 //!
+//! [`read_all_uring`]: the same, with io_uring. The same tests run on it, and also look at the
+//! ring from outside (its fdinfo: how many SQEs the kernel took, how many CQEs it posted) and at
+//! the process's fd table after it returned.
+//!
 //! Man pages: aio(7), aio_read(3), aio_error(3), aio_return(3), aio_suspend(3), aio_init(3),
-//! sigevent(7), pread(2), io_uring(7), io_submit(2).
+//! sigevent(7), pread(2), io_submit(2), io_uring(7), io_uring_setup(2), io_uring_enter(2).
 use std::os::fd::BorrowedFd;
 
 /// One read to make: `len` bytes of `fd` from byte `offset` (the offset is ignored where the
@@ -99,5 +134,23 @@ pub struct ReadRequest<'fd> {
 /// - Return only once every request has completed: before that, the buffers and control blocks
 ///   still belong to the reads.
 pub fn read_all(_requests: &[ReadRequest<'_>]) -> Vec<nix::Result<Vec<u8>>> {
+    todo!()
+}
+
+/// Reads every request with io_uring and returns, for each request, in the order of
+/// `requests`, the bytes it read or the error it failed with; the outer error is
+/// `io_uring_setup`'s, when the kernel refuses to make a ring (`ENOSYS`, `EPERM`).
+///
+/// - Set up one ring; for each request, one `IORING_OP_READ` SQE into its own buffer of `len`
+///   bytes at its offset, with the request's index as `user_data`. A request whose offset does
+///   not fit in `off_t` or whose length does not fit in `u32` gets `EINVAL` and is not submitted.
+/// - Submit them all with one `io_uring_enter` (`submit_and_wait`) before waiting for any, then
+///   reap CQEs as they come until every submitted request has completed; match each CQE to its
+///   request by `user_data`, never by its place among the completions.
+/// - A CQE's `res` is a byte count (cut the buffer to it) or minus an errno: that request's
+///   error alone.
+/// - Close the ring before returning (no `anon_inode:[io_uring]` fd left behind), and return
+///   only once nothing is in flight: the kernel writes into the buffers until then.
+pub fn read_all_uring(_requests: &[ReadRequest<'_>]) -> std::io::Result<Vec<nix::Result<Vec<u8>>>> {
     todo!()
 }

@@ -29,6 +29,24 @@
 //! - a failing request fails alone, with the error `aio_error` gives for it (EBADF for an fd
 //!   open only for writing, EINVAL for an offset `off_t` cannot hold), and the others still
 //!   get their bytes (`a_failing_request_fails_alone`).
+//!
+//! `read_all_uring`, the same contract with io_uring, runs the same tests (`uring_*`), and more:
+//! - where the kernel refuses io_uring (the test's own `io_uring_setup(2)` fails: `ENOSYS`, or
+//!   `EPERM` from io_uring_disabled = 2 or a seccomp filter), every `uring_*` test prints a note
+//!   and checks only that `read_all_uring` fails with that same error as its outer error (so a
+//!   stub still fails); otherwise an outer error is a failure;
+//! - with the pipes unwritten, the ring's `/proc/self/fdinfo` shows every request submitted
+//!   (`SqHead`: one request at a time is caught at once) and the file reads completed (`CqTail`)
+//!   while the pipe reads wait: completion order is not submission order, and the pipe data then
+//!   lands in the pipe requests' results, matched by `user_data`
+//!   (`uring_completions_in_any_order_are_matched_by_user_data`);
+//! - no thread of the process sleeps in `read(2)` on a test pipe (a synchronous fallback, in the
+//!   caller or a thread of its own, is named from `/proc/self/task/*/syscall`);
+//! - a CQE's negative `res` is that request's error (`uring_a_failing_request_fails_alone`:
+//!   EBADF on a write-only fd, EINVAL for an offset `off_t` cannot hold);
+//! - no `anon_inode:[io_uring]` fd is left open and the fd table is as before
+//!   (`uring_the_ring_is_closed_after`, and after every proptest case);
+//! - `uring_no_requests_no_results`.
 
 // The exercise under test: your stub (by default), the reference solution (`--features
 // solutions`), or a shipped mistake that `cargo grade --mistakes` copies into target/.
@@ -148,6 +166,7 @@ fn show(i: usize, r: &ReadRequest<'_>, what: &str) -> String {
 /// Compares `got` with `expected`, request by request; the first difference explained, or
 /// `None` when all match. `names` says what each request reads (a file, which pipe).
 fn difference(
+    api: Api,
     requests: &[ReadRequest<'_>],
     names: &[String],
     expected: &[Result<Vec<u8>, Errno>],
@@ -155,11 +174,64 @@ fn difference(
 ) -> Option<String> {
     if got.len() != expected.len() {
         return Some(format!(
-            "read_all returned {} results for {} requests: it must return one result per request, in the order \
+            "{} returned {} results for {} requests: it must return one result per request, in the order \
              of the requests",
+            api.name(),
             got.len(),
             expected.len()
         ));
+    }
+    // The counts of the results, a permutation of the right counts but not in their places:
+    // each request got another's count (its buffer cut to another read's length).
+    let lens = |v: Vec<Option<usize>>| {
+        let mut v = v;
+        v.sort_unstable();
+        v
+    };
+    let want_lens: Vec<Option<usize>> = expected
+        .iter()
+        .map(|e| e.as_ref().ok().map(Vec::len))
+        .collect();
+    let got_lens: Vec<Option<usize>> = got.iter().map(|g| g.as_ref().ok().map(Vec::len)).collect();
+    if want_lens != got_lens && lens(want_lens.clone()) == lens(got_lens.clone()) {
+        let i = (0..want_lens.len())
+            .find(|&i| want_lens[i] != got_lens[i])
+            .expect("the counts differ somewhere");
+        let j = (0..want_lens.len())
+            .find(|&j| j != i && want_lens[j] == got_lens[i])
+            .expect("a permutation");
+        let count = |c: Option<usize>| c.map_or("an error".to_string(), |n| format!("{n} bytes"));
+        return Some(format!(
+            "{} got {} where its read brought {}, which is what {} brought: the results were not matched to their \
+             requests (each one's count or error went to another). Completions come in any order; {}",
+            show(i, &requests[i], &names[i]),
+            count(got_lens[i]),
+            count(want_lens[i]),
+            show(j, &requests[j], &names[j]),
+            api.match_hint()
+        ));
+    }
+    // A result that is a strict prefix of its request's data, exactly as long as another
+    // request's data: its buffer was cut to that other read's count.
+    for (i, (want, have)) in expected.iter().zip(got).enumerate() {
+        let (Ok(w), Ok(h)) = (want, have) else {
+            continue;
+        };
+        if h.len() >= w.len() || !w.starts_with(h) {
+            continue;
+        }
+        if let Some(j) = (0..expected.len()).find(|&j| j != i && want_lens[j] == Some(h.len())) {
+            return Some(format!(
+                "{} got only the first {} of its {} bytes, and {} is the count of {}: the results were not matched \
+                 to their requests (a count went to the wrong request). Completions come in any order; {}",
+                show(i, &requests[i], &names[i]),
+                h.len(),
+                w.len(),
+                h.len(),
+                show(j, &requests[j], &names[j]),
+                api.match_hint()
+            ));
+        }
     }
     for (i, (want, have)) in expected.iter().zip(got).enumerate() {
         let who = show(i, &requests[i], &names[i]);
@@ -174,19 +246,21 @@ fn difference(
                 if let Some(j) = other {
                     return Some(format!(
                         "{who} got the {} bytes that belong to {}: the results were not matched to their \
-                         requests. Completions come in any order; keep each aiocb beside the index of its request \
-                         and put its result there",
+                         requests. Completions come in any order; {}",
                         h.len(),
-                        show(j, &requests[j], &names[j])
+                        show(j, &requests[j], &names[j]),
+                        api.match_hint()
                     ));
                 }
                 if h.len() > w.len() && h.starts_with(w) {
                     return Some(format!(
-                        "{who}: only {} bytes were there to read, and read_all returned {} (the rest of its \
-                         buffer). A read that reaches the end of the data is short: the count aio_return gave is \
-                         how many bytes the read put in the buffer; cut the buffer to it",
+                        "{who}: only {} bytes were there to read, and {} returned {} (the rest of its \
+                         buffer). A read that reaches the end of the data is short: {} is how many bytes the read \
+                         put in the buffer; cut the buffer to it",
                         w.len(),
-                        h.len()
+                        api.name(),
+                        h.len(),
+                        api.count_name()
                     ));
                 }
                 let at = w
@@ -207,24 +281,27 @@ fn difference(
             (Ok(w), Err(e)) => {
                 return Some(format!(
                     "{who} failed with {e}, but it reads {} bytes that are there to read. An error of one request \
-                     is that request's alone: aio_error tells each request's own outcome",
-                    w.len()
+                     is that request's alone: {} tells each request's own outcome",
+                    w.len(),
+                    api.outcome_name()
                 ));
             }
             (Err(w), Ok(h)) => {
                 return Some(format!(
-                    "{who} cannot succeed ({w}: {}), yet read_all reported {} bytes read: a request's error comes \
-                     from aio_error (or aio_return's -1) and must be returned as that request's error",
+                    "{who} cannot succeed ({w}: {}), yet {} reported {} bytes read: {}",
                     w.desc(),
-                    h.len()
+                    api.name(),
+                    h.len(),
+                    api.error_hint()
                 ));
             }
             (Err(w), Err(e)) if w == e => {}
             (Err(w), Err(e)) => {
                 return Some(format!(
                     "{who} failed with {e}, but the kernel's error for this read is {w} ({}): return the error \
-                     aio_error gives for the request",
-                    w.desc()
+                     {} gives for the request",
+                    w.desc(),
+                    api.outcome_name()
                 ));
             }
         }
@@ -235,12 +312,13 @@ fn difference(
 /// Runs `read_all` on `requests` and fails, with the first difference explained, unless every
 /// result is as `expected`.
 fn expect_results(
+    api: Api,
     requests: &[ReadRequest<'_>],
     names: &[String],
     expected: &[Result<Vec<u8>, Errno>],
 ) {
-    let got = student(|| read_all(requests));
-    if let Some(why) = difference(requests, names, expected, &got) {
+    let got = api.call(requests).unwrap_or_else(|why| panic!("{why}"));
+    if let Some(why) = difference(api, requests, names, expected, &got) {
         panic!("{why}");
     }
 }
@@ -248,6 +326,7 @@ fn expect_results(
 #[test]
 fn no_requests_no_results() {
     let got = student(|| read_all(&[]));
+    // (read_all_uring: see uring_no_requests_no_results.)
     assert!(
         got.is_empty(),
         "read_all(&[]) returned {} results: there is one result per request, so none for no request",
@@ -257,8 +336,14 @@ fn no_requests_no_results() {
 
 #[test]
 fn many_reads_each_get_the_bytes_at_their_offset() {
+    many_reads(Api::Aio);
+}
+
+fn many_reads(api: Api) {
     isolated(|| {
-        helper_threads_leave_when_idle();
+        if !api.ready() {
+            return;
+        }
         let mut runner = TestRunner::new(Config {
             cases: 16,
             failure_persistence: None,
@@ -287,8 +372,12 @@ fn many_reads_each_get_the_bytes_at_their_offset() {
                 .iter()
                 .map(|r| Ok(slice_at(&content, r.offset, r.len)))
                 .collect();
-            let got = student(|| read_all(&requests));
-            match difference(&requests, &names, &expected, &got) {
+            let before = ring_fds();
+            let got = api.call(&requests).map_err(TestCaseError::fail)?;
+            if let Some(why) = ring_left_open(api, &before) {
+                return Err(TestCaseError::fail(why));
+            }
+            match difference(api, &requests, &names, &expected, &got) {
                 None => Ok(()),
                 Some(why) => Err(TestCaseError::fail(why)),
             }
@@ -303,8 +392,14 @@ fn many_reads_each_get_the_bytes_at_their_offset() {
 
 #[test]
 fn reads_at_the_end_of_the_file_are_short() {
+    short_reads(Api::Aio);
+}
+
+fn short_reads(api: Api) {
     isolated(|| {
-        helper_threads_leave_when_idle();
+        if !api.ready() {
+            return;
+        }
         let content = random_bytes(10_000, 7);
         let (_path, file) = data_file("short", &content);
         let at = |offset: u64, len: usize| ReadRequest {
@@ -328,14 +423,20 @@ fn reads_at_the_end_of_the_file_are_short() {
             .iter()
             .map(|r| Ok(slice_at(&content, r.offset, r.len)))
             .collect();
-        expect_results(&requests, &names, &expected);
+        expect_results(api, &requests, &names, &expected);
     });
 }
 
 #[test]
 fn a_failing_request_fails_alone() {
+    failing_request(Api::Aio);
+}
+
+fn failing_request(api: Api) {
     isolated(|| {
-        helper_threads_leave_when_idle();
+        if !api.ready() {
+            return;
+        }
         let content = random_bytes(20_000, 11);
         let (path, file) = data_file("errors", &content);
         // Open for writing only: a read of it fails with EBADF.
@@ -380,7 +481,7 @@ fn a_failing_request_fails_alone() {
                 _ => Ok(slice_at(&content, r.offset, r.len)),
             })
             .collect();
-        expect_results(&requests, &names, &expected);
+        expect_results(api, &requests, &names, &expected);
     });
 }
 
@@ -412,8 +513,14 @@ fn threads_now() -> String {
 
 #[test]
 fn completions_in_any_order_are_matched_to_their_requests() {
+    any_order(Api::Aio);
+}
+
+fn any_order(api: Api) {
     isolated(|| {
-        helper_threads_leave_when_idle();
+        if !api.ready() {
+            return;
+        }
         const FILE_READS: usize = 24;
         const PIPES: usize = 6;
         // Where each pipe's request sits among the requests, and the order the test writes the
@@ -481,20 +588,22 @@ fn completions_in_any_order_are_matched_to_their_requests() {
                 }
                 let _ = tid_tx.send(gettid());
                 // A panic in read_all (a todo!() too) is the test's failure, with its own message.
-                let got =
-                    match panic::catch_unwind(AssertUnwindSafe(|| student(|| read_all(&requests))))
-                    {
-                        Ok(got) => got,
-                        Err(payload) => {
-                            let text = payload
-                                .downcast_ref::<&str>()
-                                .map(|s| s.to_string())
-                                .or_else(|| payload.downcast_ref::<String>().cloned())
-                                .unwrap_or_else(|| "read_all panicked".to_string());
-                            let _ = done_tx.send(Some(text));
-                            return;
-                        }
-                    };
+                let got = match panic::catch_unwind(AssertUnwindSafe(|| api.call(&requests))) {
+                    Ok(Ok(got)) => got,
+                    Ok(Err(why)) => {
+                        let _ = done_tx.send(Some(why));
+                        return;
+                    }
+                    Err(payload) => {
+                        let text = payload
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "read_all panicked".to_string());
+                        let _ = done_tx.send(Some(text));
+                        return;
+                    }
+                };
                 let fed_then = fed.load(Ordering::SeqCst);
                 let verdict = if fed_then < PIPES {
                     let unfed: Vec<String> = FEED[fed_then..]
@@ -502,14 +611,14 @@ fn completions_in_any_order_are_matched_to_their_requests() {
                         .map(|&k| format!("pipe {k} (request {})", PIPE_AT[k]))
                         .collect();
                     Some(format!(
-                        "read_all returned while requests were still in flight: the test had not yet written {}, \
-                         so those reads could not have completed. aio_error says EINPROGRESS for a request that is \
-                         not done, and aio_suspend returns once at least one of its list has completed, not all of \
-                         them: look at each again, and wait until none is in progress",
-                        unfed.join(", ")
+                        "{} returned while requests were still in flight: the test had not yet written {}, \
+                         so those reads could not have completed. {}",
+                        api.name(),
+                        unfed.join(", "),
+                        api.wait_hint()
                     ))
                 } else {
-                    difference(&requests, &names, &expected, &got)
+                    difference(api, &requests, &names, &expected, &got)
                 };
                 let _ = done_tx.send(verdict);
                 // Keep the fds open until the test has seen the verdict.
@@ -526,25 +635,37 @@ fn completions_in_any_order_are_matched_to_their_requests() {
             std::mem::forget(write_ends);
             panic!("{msg}");
         };
-        // The caller asleep in read(2) on a pipe, if it is.
-        let reading = || {
-            let call = procfs::thread_syscall(me, tid.as_raw())?;
+        // A thread asleep in read(2) on a pipe, if one is: the caller, for POSIX aio (whose
+        // glibc helper threads do read that way); any thread of the process, for io_uring.
+        let reading = || -> Option<(i32, i32)> {
             let reads = [
                 libc::SYS_read,
                 libc::SYS_pread64,
                 libc::SYS_readv,
                 libc::SYS_preadv,
             ];
-            let fd = call.args[0] as i32;
-            (reads.contains(&call.nr) && pipe_fds.contains(&fd)).then_some(fd)
+            let tids = match api {
+                Api::Aio => vec![tid.as_raw()],
+                Api::Uring => procfs::threads(me).unwrap_or_default(),
+            };
+            tids.into_iter().find_map(|t| {
+                let call = procfs::thread_syscall(me, t)?;
+                let fd = call.args[0] as i32;
+                (reads.contains(&call.nr) && pipe_fds.contains(&fd)).then_some((t, fd))
+            })
         };
-        let synchronous = |fd: i32, waited_for: &str| {
+        let synchronous = |(t, fd): (i32, i32), waited_for: &str| {
+            let who = if t == tid.as_raw() {
+                format!("the thread that called {} (tid {tid})", api.name())
+            } else {
+                format!("thread {t} of the process, not the caller (tid {tid}),")
+            };
             format!(
-                "the thread that called read_all (tid {tid}) is asleep in read(2) on {} itself, while {waited_for}: \
-                 that is a synchronous read, one request at a time, and a request that cannot complete yet holds up \
-                 all the others. Submit every request with aio_read first, then wait for their completions \
-                 (aio_suspend) in whatever order they come. Threads now:{}",
+                "{who} is asleep in read(2) on {} itself, while {waited_for}: that is a synchronous read, one \
+                 request at a time, and a request that cannot complete yet holds up all the others. {} \
+                 Threads now:{}",
                 name_of(fd),
+                api.submit_hint(),
                 threads_now()
             )
         };
@@ -558,10 +679,10 @@ fn completions_in_any_order_are_matched_to_their_requests() {
                 early = Some(v);
                 break;
             }
-            if let Some(fd) = reading() {
+            if let Some(sleeper) = reading() {
                 fail_in_flight(
                     write_ends,
-                    synchronous(fd, "the test has written none of the pipes yet"),
+                    synchronous(sleeper, "the test has written none of the pipes yet"),
                 );
             }
             let sleeping = procfs::task_stat(me, tid.as_raw()).is_ok_and(|s| s.state == 'S');
@@ -575,10 +696,11 @@ fn completions_in_any_order_are_matched_to_their_requests() {
                 fail_in_flight(
                     write_ends,
                     format!(
-                        "read_all neither returned nor slept for 50 ms on end within {:?} of being called, while none of \
-                         its pipe requests could complete: it should sleep in aio_suspend while its requests are in \
-                         flight, not spin on aio_error. Threads now:{}",
+                        "{} neither returned nor slept for 50 ms on end within {:?} of being called, while none of \
+                         its pipe requests could complete: {}. Threads now:{}",
+                        api.name(),
                         scaled(SETTLE),
+                        api.sleep_hint(),
                         threads_now()
                     ),
                 );
@@ -588,9 +710,17 @@ fn completions_in_any_order_are_matched_to_their_requests() {
         if let Some(verdict) = early {
             fail_in_flight(
                 write_ends,
-                verdict
-                    .unwrap_or_else(|| "read_all returned before the test wrote any pipe".into()),
+                verdict.unwrap_or_else(|| {
+                    format!("{} returned before the test wrote any pipe", api.name())
+                }),
             );
+        }
+        if api == Api::Uring {
+            // The ring, seen from outside: every request submitted, and the file reads completed
+            // (posted) while the pipe reads are pending.
+            if let Some(why) = ring_progress(FILE_READS, PIPES) {
+                fail_in_flight(write_ends, why);
+            }
         }
         for &k in FEED.iter() {
             fed.fetch_add(1, Ordering::SeqCst);
@@ -603,25 +733,25 @@ fn completions_in_any_order_are_matched_to_their_requests() {
                         verdict.unwrap_or_else(|| "read_all returned too early".into()),
                     );
                 }
-                if let Some(fd) = reading()
+                if let Some((t, fd)) = reading()
                     && fd != pipe_fds[k]
                 {
                     let waited = format!(
                         "the test waits for {} to be read, which it has written",
                         name_of(pipe_fds[k])
                     );
-                    fail_in_flight(write_ends, synchronous(fd, &waited));
+                    fail_in_flight(write_ends, synchronous((t, fd), &waited));
                 }
                 if start.elapsed() > scaled(SETTLE) {
                     fail_in_flight(
                         write_ends,
                         format!(
                             "the test wrote {} bytes to {} and nothing read them in {:?}: its read was not in \
-                             flight. Every request must be submitted (aio_read) before read_all waits for any. \
-                             Threads now:{}",
+                             flight. {} Threads now:{}",
                             pipe_data[k].len(),
                             name_of(pipe_fds[k]),
                             scaled(SETTLE),
+                            api.submit_hint(),
                             threads_now()
                         ),
                     );
@@ -634,7 +764,8 @@ fn completions_in_any_order_are_matched_to_their_requests() {
             Err(_) => fail_in_flight(
                 write_ends,
                 format!(
-                    "every pipe was written and read, yet read_all did not return within {:?}. Threads now:{}",
+                    "every pipe was written and read, yet {} did not return within {:?}. Threads now:{}",
+                    api.name(),
                     scaled(SETTLE),
                     threads_now()
                 ),
@@ -657,4 +788,339 @@ fn ordinal(feed: [usize; 6], k: usize) -> String {
         3 => "3rd".into(),
         n => format!("{n}th"),
     }
+}
+
+/// Which of the exercise's two functions a test runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// `read_all`: POSIX aio.
+    Aio,
+    /// `read_all_uring`: io_uring.
+    Uring,
+}
+
+impl Api {
+    fn name(self) -> &'static str {
+        match self {
+            Api::Aio => "read_all",
+            Api::Uring => "read_all_uring",
+        }
+    }
+
+    /// Runs the function under test; for io_uring, an outer error (the kernel here makes
+    /// rings: the test checked) is the test's failure, explained.
+    fn call(self, requests: &[ReadRequest<'_>]) -> Result<Vec<nix::Result<Vec<u8>>>, String> {
+        match self {
+            Api::Aio => Ok(student(|| read_all(requests))),
+            Api::Uring => student(|| read_all_uring(requests)).map_err(|e| {
+                format!(
+                    "read_all_uring failed as a whole with {e}, though this kernel makes io_uring rings (the test \
+                     made one with io_uring_setup just before): the outer error is for a ring that cannot be set \
+                     up; a request that fails is that request's error, from its CQE"
+                )
+            }),
+        }
+    }
+
+    /// Gets the process ready for this function; false when the test is to stop here (io_uring
+    /// refused by the kernel, and the function said so).
+    fn ready(self) -> bool {
+        match self {
+            Api::Aio => {
+                helper_threads_leave_when_idle();
+                true
+            }
+            Api::Uring => match uring_refusal() {
+                None => true,
+                Some(e) => {
+                    skip_when_refused(e);
+                    false
+                }
+            },
+        }
+    }
+
+    fn match_hint(self) -> &'static str {
+        match self {
+            Api::Aio => "keep each aiocb beside the index of its request and put its result there",
+            Api::Uring => {
+                "a CQE says which request it answers only by its user_data: put the request's index in each \
+                 SQE's user_data and each CQE's result at the index it carries, not at its place among the \
+                 completions"
+            }
+        }
+    }
+
+    fn count_name(self) -> &'static str {
+        match self {
+            Api::Aio => "the count aio_return gave",
+            Api::Uring => "the CQE's res, when it is not negative,",
+        }
+    }
+
+    fn outcome_name(self) -> &'static str {
+        match self {
+            Api::Aio => "aio_error",
+            Api::Uring => "its CQE's res",
+        }
+    }
+
+    fn error_hint(self) -> &'static str {
+        match self {
+            Api::Aio => {
+                "a request's error comes from aio_error (or aio_return's -1) and must be returned as that \
+                 request's error"
+            }
+            Api::Uring => {
+                "a CQE's res is a byte count only when it is 0 or more; a negative res is minus an errno (-EBADF), \
+                 that request's error, and never a length"
+            }
+        }
+    }
+
+    fn wait_hint(self) -> &'static str {
+        match self {
+            Api::Aio => {
+                "aio_error says EINPROGRESS for a request that is not done, and aio_suspend returns once at least \
+                 one of its list has completed, not all of them: look at each again, and wait until none is in \
+                 progress"
+            }
+            Api::Uring => {
+                "submit_and_wait(1) returns once at least one CQE has been posted, not all: count the CQEs reaped \
+                 and wait again until every submitted request has its CQE"
+            }
+        }
+    }
+
+    fn submit_hint(self) -> &'static str {
+        match self {
+            Api::Aio => {
+                "Submit every request with aio_read first, then wait for their completions (aio_suspend) in \
+                 whatever order they come."
+            }
+            Api::Uring => {
+                "Queue one IORING_OP_READ SQE per request and submit them all with one io_uring_enter \
+                 (submit_and_wait) before waiting for any; the kernel itself keeps them pending, with no read(2) \
+                 of yours."
+            }
+        }
+    }
+
+    fn sleep_hint(self) -> &'static str {
+        match self {
+            Api::Aio => {
+                "it should sleep in aio_suspend while its requests are in flight, not spin on aio_error"
+            }
+            Api::Uring => {
+                "it should sleep in io_uring_enter (submit_and_wait) while its requests are in flight, not spin \
+                 on the completion queue"
+            }
+        }
+    }
+}
+
+/// How `io_uring_setup(2)` answers here: `None` when it makes a ring (closed at once), or its
+/// error (`ENOSYS`: no io_uring or a seccomp filter; `EPERM`: io_uring_disabled, or seccomp).
+fn uring_refusal() -> Option<Errno> {
+    // struct io_uring_params is 120 bytes; all zero asks for defaults.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup reads and writes the 120-byte struct, which lives across the call.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return Some(Errno::last());
+    }
+    // SAFETY: fd is the ring this call just made, owned by no one else.
+    unsafe { libc::close(fd as libc::c_int) };
+    None
+}
+
+/// The io_uring tests on a kernel that refuses io_uring: a note, and one check, that
+/// read_all_uring says so with the same error, as its outer error.
+fn skip_when_refused(e: Errno) {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "absent".into());
+    eprintln!(
+        "NOTE: this kernel refuses io_uring (io_uring_setup(2) fails with {e}; \
+         /proc/sys/kernel/io_uring_disabled is {disabled}, and a seccomp filter can refuse it too). The io_uring \
+         tests check only that read_all_uring fails with that same error as its outer error.",
+    );
+    let (_path, file) = data_file("refused", b"some bytes");
+    let requests = [ReadRequest {
+        fd: file.as_fd(),
+        offset: 0,
+        len: 4,
+    }];
+    match student(|| read_all_uring(&requests)) {
+        Err(got) if got.raw_os_error() == Some(e as i32) => {}
+        Err(got) => panic!(
+            "io_uring_setup fails here with {e}, and read_all_uring failed with {got}: return io_uring_setup's \
+             own error as the outer error"
+        ),
+        Ok(_) => panic!(
+            "io_uring_setup fails here with {e}, yet read_all_uring returned results: with no ring there are no \
+             io_uring reads; return io_uring_setup's error as the outer error (a fallback to other reads is not \
+             io_uring)"
+        ),
+    }
+}
+
+/// The process's open io_uring fds (`anon_inode:[io_uring]` in /proc/self/fd).
+fn ring_fds() -> Vec<procfs::Fd> {
+    procfs::fds(getpid())
+        .expect("read /proc/self/fd")
+        .into_iter()
+        .filter(|f| f.target.contains("io_uring"))
+        .collect()
+}
+
+/// A new io_uring fd left open since `before`, explained; `None` for the aio functions.
+fn ring_left_open(api: Api, before: &[procfs::Fd]) -> Option<String> {
+    if api != Api::Uring {
+        return None;
+    }
+    let left: Vec<String> = ring_fds()
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .map(|f| format!("fd {} ({})", f.fd, f.target))
+        .collect();
+    (!left.is_empty()).then(|| {
+        format!(
+            "after read_all_uring returned, the process still holds {}: the ring was not closed. Each call leaks \
+             a ring (its fd and its mapped queues) until the process runs out of fds or of locked memory; drop \
+             the IoUring (or close its fd) before returning",
+            left.join(", ")
+        )
+    })
+}
+
+/// A field of `/proc/self/fdinfo/<fd>` of an io_uring fd.
+fn ring_info(fd: i32, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// With every pipe still unwritten: waits until the ring shows every request submitted
+/// (`SqHead`: SQEs the kernel took) and the file reads completed (`CqTail`: CQEs posted),
+/// while the pipe reads cannot have; the failure explained.
+fn ring_progress(file_reads: usize, pipes: usize) -> Option<String> {
+    let total = (file_reads + pipes) as u64;
+    let start = Instant::now();
+    loop {
+        let rings = ring_fds();
+        let Some(ring) = rings.first() else {
+            return Some(format!(
+                "read_all_uring is still running, with none of its pipe reads able to complete, and the process has \
+                 no io_uring fd (anon_inode:[io_uring]) open: it is not reading with io_uring. Threads now:{}",
+                threads_now()
+            ));
+        };
+        let taken = ring_info(ring.fd, "SqHead").unwrap_or(0);
+        let posted = ring_info(ring.fd, "CqTail").unwrap_or(0);
+        if taken >= total && posted >= file_reads as u64 {
+            return None;
+        }
+        if start.elapsed() > scaled(SETTLE)
+            || (taken < total && start.elapsed() > scaled(SETTLE) / 10)
+        {
+            return Some(if taken < total {
+                format!(
+                    "read_all_uring sleeps with only {taken} of its {total} requests submitted to the kernel (the \
+                     ring's fdinfo, SqHead): the others wait behind a pipe read the test has not fed: submitting and \
+                     waiting for one request at a time makes the reads synchronous again; queue every SQE and \
+                     submit them all with one io_uring_enter before waiting"
+                )
+            } else {
+                format!(
+                    "all {total} requests were submitted, but in {:?} the kernel posted only {posted} CQEs (the ring's \
+                     fdinfo, CqTail), though the {file_reads} file reads could all complete while the pipe reads \
+                     wait",
+                    scaled(SETTLE)
+                )
+            });
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn uring_no_requests_no_results() {
+    isolated(|| {
+        if !Api::Uring.ready() {
+            return;
+        }
+        let before = ring_fds();
+        let got = Api::Uring.call(&[]).unwrap_or_else(|why| panic!("{why}"));
+        assert!(
+            got.is_empty(),
+            "read_all_uring(&[]) returned {} results: there is one result per request, so none for no request",
+            got.len()
+        );
+        if let Some(why) = ring_left_open(Api::Uring, &before) {
+            panic!("{why}");
+        }
+    });
+}
+
+#[test]
+fn uring_many_reads_each_get_the_bytes_at_their_offset() {
+    many_reads(Api::Uring);
+}
+
+#[test]
+fn uring_reads_at_the_end_of_the_file_are_short() {
+    short_reads(Api::Uring);
+}
+
+#[test]
+fn uring_a_failing_request_fails_alone() {
+    failing_request(Api::Uring);
+}
+
+#[test]
+fn uring_completions_in_any_order_are_matched_by_user_data() {
+    any_order(Api::Uring);
+}
+
+#[test]
+fn uring_the_ring_is_closed_after() {
+    isolated(|| {
+        if !Api::Uring.ready() {
+            return;
+        }
+        let content = random_bytes(5_000, 5);
+        let (_path, file) = data_file("closed", &content);
+        let requests: Vec<ReadRequest<'_>> = (0..8)
+            .map(|i| ReadRequest {
+                fd: file.as_fd(),
+                offset: i * 500,
+                len: 700,
+            })
+            .collect();
+        let table = || -> Vec<(i32, String)> {
+            procfs::fds(getpid())
+                .expect("read /proc/self/fd")
+                .into_iter()
+                .map(|f| (f.fd, f.target))
+                .collect()
+        };
+        let before_rings = ring_fds();
+        let before = table();
+        for _ in 0..3 {
+            Api::Uring
+                .call(&requests)
+                .unwrap_or_else(|why| panic!("{why}"));
+        }
+        if let Some(why) = ring_left_open(Api::Uring, &before_rings) {
+            panic!("{why}");
+        }
+        let after = table();
+        assert!(
+            after == before,
+            "the process's fd table changed across three calls of read_all_uring: before {before:?}, after \
+             {after:?}. It must leave no fd behind"
+        );
+    });
 }
