@@ -67,7 +67,10 @@ pub fn serve(listener: TcpListener, trigger: Trigger) -> nix::Result<Infallible>
         Trigger::Level => EpollFlags::empty(),
         Trigger::Edge => EpollFlags::EPOLLET,
     };
-    epoll.add(&listener, EpollEvent::new(EpollFlags::EPOLLIN | et, LISTENER))?;
+    epoll.add(
+        &listener,
+        EpollEvent::new(EpollFlags::EPOLLIN | et, LISTENER),
+    )?;
     let mut conns: HashMap<RawFd, Conn> = HashMap::new();
     // Edge-triggered connections that used their budget with bytes still unread: no new edge
     // will come for those, so they are served again without waiting.
@@ -153,7 +156,12 @@ fn accept_all(
 
 /// Reads what the connection has (edge-triggered: until `EAGAIN` or the budget is spent, then
 /// `more` is set), and sends what it can of the output.
-fn step(conn: &mut Conn, flags: EpollFlags, trigger: Trigger, more: &mut bool) -> nix::Result<Next> {
+fn step(
+    conn: &mut Conn,
+    flags: EpollFlags,
+    trigger: Trigger,
+    more: &mut bool,
+) -> nix::Result<Next> {
     let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
     if flags.intersects(readable) && !conn.eof {
         let mut buf = [0u8; CHUNK];
