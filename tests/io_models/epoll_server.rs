@@ -23,6 +23,12 @@
 //!   (almost) no CPU over an idle second (`an_idle_server_uses_almost_no_cpu`);
 //! - a connection whose client closed (end of file or reset) is closed by the server, and a
 //!   reset client does not end the service (`closed_connections_leave_no_fd_behind`);
+//! - with the shared driver (`support/echo_clients.rs`): proptest-generated client scripts,
+//!   many clients at once with random chunk sizes, interleaved sends, half-closes and resets,
+//!   each getting back exactly what it sent (`driver_scripts`); a flooding client does not
+//!   starve the others (`driver_fairness`); 1 MiB to a client that reads slowly while it still
+//!   sends (`driver_big_slow`); an idle server with idle, half-closed and reset clients sleeps
+//!   (`driver_idle_cpu`);
 //! - more than 1024 clients at once: the server raises its fd limit
 //!   (`more_than_1024_clients_are_served`), and `raise_fd_limit` sets the soft limit to the hard
 //!   one (`raise_fd_limit_reaches_the_hard_limit`).
@@ -42,7 +48,13 @@ mod epoll_server;
 mod epoll_server;
 use epoll_server::*;
 
+// The shared client driver of the io_models echo servers (scripts, fairness, big_slow,
+// idle_cpu): see its header for the server contract it checks.
+#[path = "support/echo_clients.rs"]
+mod echo_clients;
+
 use std::fs;
+use std::io;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -927,4 +939,48 @@ fn raise_fd_limit_reaches_the_hard_limit() {
         assert_eq!(got, Ok(hard), "raise_fd_limit should return the new soft limit");
         let _ = getpid();
     });
+}
+
+/// `serve` in the shape the driver runs: it never returns but with an error.
+fn driver_server(trigger: Trigger) -> impl FnOnce(TcpListener) -> io::Result<()> {
+    move |l| match serve(l, trigger) {
+        Ok(never) => match never {},
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// The driver's proptest scripts: many clients at once, random chunk sizes, interleaved
+/// sends, half-closes and abrupt disconnects; every client gets back exactly what it sent.
+#[rstest]
+fn driver_scripts(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
+    Isolation::new()
+        .deadline(echo_clients::TEST_DEADLINE)
+        .run(|| student(|| echo_clients::scripts(driver_server(trigger), 24, 12)));
+}
+
+/// The driver's fairness check: while one client floods the server, the others' round trips
+/// finish within a generous bound.
+#[rstest]
+fn driver_fairness(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
+    Isolation::new()
+        .deadline(echo_clients::TEST_DEADLINE)
+        .run(|| {
+            student(|| echo_clients::fairness(driver_server(trigger), 4, 5, Duration::from_secs(2)))
+        });
+}
+
+/// The driver's 1 MiB to a client that reads slowly while it still sends.
+#[rstest]
+fn driver_big_slow(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
+    Isolation::new()
+        .deadline(echo_clients::TEST_DEADLINE)
+        .run(|| student(|| echo_clients::big_slow(driver_server(trigger))));
+}
+
+/// The driver's idle check: with idle, half-closed and reset clients the server sleeps.
+#[rstest]
+fn driver_idle_cpu(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
+    Isolation::new()
+        .deadline(echo_clients::TEST_DEADLINE)
+        .run(|| student(|| echo_clients::idle_cpu(driver_server(trigger))));
 }
