@@ -192,6 +192,19 @@ impl Server {
         }
     }
 
+    /// After a client saw its connection end early: the server may be exiting (closing its
+    /// fds on the way): waits a moment for that, and fails with its exit if so.
+    fn check_exited(&mut self, doing: &str) {
+        let start = Instant::now();
+        while start.elapsed() < scaled(Duration::from_millis(500)) {
+            self.check_alive(doing);
+            if procfs::state(self.pid).is_some_and(|s| s == 'S') {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The server's CPU time (user + system), in clock ticks.
     fn cpu_ticks(&self) -> u64 {
         let text = fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
@@ -411,6 +424,7 @@ fn collect(
     let mut got: Vec<Vec<u8>> = vec![Vec::new(); clients.len()];
     let mut done = vec![false; clients.len()];
     let mut watch = Watch::new();
+    let mut unclosed_since: Option<Instant> = None;
     let limit = scaled(SETTLE);
     let start = Instant::now();
     let mut buf = vec![0u8; 64 * 1024];
@@ -424,6 +438,7 @@ fn collect(
                 match c.read(&mut buf) {
                     Ok(0) => {
                         if got[i].len() < expected[i].len() {
+                            server.check_exited(doing);
                             panic!(
                                 "client {i} of {} got end of file after {} of the {} bytes it sent, while {doing}: \
                                  the {} server closed the connection with bytes still owed. Bytes that send(2) did \
@@ -451,20 +466,55 @@ fn collect(
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => panic!(
-                        "client {i} failed reading its echo ({e}) after {} of {} bytes, while {doing}: the {} \
+                    Err(e) => {
+                        server.check_exited(doing);
+                        panic!(
+                            "client {i} failed reading its echo ({e}) after {} of {} bytes, while {doing}: the {} \
                          server reset the connection.\n{}",
-                        got[i].len(),
-                        expected[i].len(),
-                        mode(server.trigger),
-                        server.describe()
-                    ),
+                            got[i].len(),
+                            expected[i].len(),
+                            mode(server.trigger),
+                            server.describe()
+                        )
+                    }
                 }
             }
         }
         if !progress {
             watch.check(server, doing);
+            let owed = (0..clients.len()).any(|i| !done[i] && got[i].len() < expected[i].len());
+            if eof && !owed && server.in_epoll_wait().is_some() {
+                let t = *unclosed_since.get_or_insert_with(Instant::now);
+                if t.elapsed() > scaled(STALL) * 2 {
+                    panic!(
+                        "{} clients had all their bytes back but never saw end of file, although each had \
+                         half-closed, while {doing}; the {} server sleeps in epoll_wait: it never closed their \
+                         connections. When recv returns 0 (end of file) and the echo is all sent, that connection \
+                         is over: delete it from epoll and close its fd.\n{}",
+                        done.iter().filter(|d| !**d).count(),
+                        mode(server.trigger),
+                        server.describe()
+                    );
+                }
+            } else {
+                unclosed_since = None;
+            }
             if start.elapsed() > limit {
+                server.check_alive(doing);
+                let unclosed: Vec<usize> = (0..clients.len())
+                    .filter(|&i| !done[i] && got[i].len() == expected[i].len())
+                    .collect();
+                if eof && unclosed.len() == done.iter().filter(|d| !**d).count() {
+                    panic!(
+                        "after {limit:?}, while {doing}, {} clients had all their bytes back but never saw end of file, \
+                         although each had half-closed: the {} server never closed their connections. When recv \
+                         returns 0 (end of file) and the echo is all sent, that connection is over: delete it from \
+                         epoll and close its fd.\n{}",
+                        unclosed.len(),
+                        mode(server.trigger),
+                        server.describe()
+                    );
+                }
                 let waiting: Vec<String> = (0..clients.len())
                     .filter(|&i| !done[i])
                     .take(5)
@@ -713,31 +763,51 @@ fn a_slow_reader_gets_a_mebibyte_and_others_are_served(
         assert_eq!(r, 0, "connect the slow client: {}", std::io::Error::last_os_error());
         let mut slow = TcpStream::from(fd);
         let slow_port = slow.local_addr().expect("local_addr").port();
-        let data = payload(99, 1 << 20);
-        send_all(&mut server, &mut slow, &data, "a client sends 1 MiB and reads nothing");
-        slow.shutdown(Shutdown::Write).expect("half-close");
-        // The server has everything once the client has no bytes in flight and the server's end
-        // of the connection no unread bytes.
-        let start = Instant::now();
-        let mut watch = Watch::new();
-        loop {
-            let mine = tcp_lines().into_iter().find(|t| t.local_port == slow_port && t.remote_port == port);
-            let theirs: usize = server.sockets().iter().map(|t| t.rx_queue).sum();
-            if mine.as_ref().is_some_and(|m| m.tx_queue == 0) && theirs == 0 {
+        // Rounds of 1 MiB until the kernel cannot hold all of it (the client's receive queue and
+        // the server's send queue): from then on the server holds the rest itself, after sends
+        // that fell short. At most 8 MiB.
+        let mut data = Vec::new();
+        let mut held = 0;
+        for round in 0..8 {
+            let chunk = payload(99 + round, 1 << 20);
+            send_all(&mut server, &mut slow, &chunk, "a client sends 1 MiB and reads nothing");
+            data.extend_from_slice(&chunk);
+            // The server has everything once the client has no bytes in flight and the
+            // server's end of the connection no unread bytes.
+            let start = Instant::now();
+            let mut watch = Watch::new();
+            loop {
+                let mine = tcp_lines()
+                    .into_iter()
+                    .find(|t| t.local_port == slow_port && t.remote_port == port);
+                let theirs: Vec<TcpLine> = server.sockets().into_iter().filter(|t| t.remote_port == slow_port).collect();
+                let unread: usize = theirs.iter().map(|t| t.rx_queue).sum();
+                if mine.as_ref().is_some_and(|m| m.tx_queue == 0) && unread == 0 {
+                    held = theirs.iter().map(|t| t.tx_queue).sum::<usize>() + queued(&slow);
+                    break;
+                }
+                watch.check(&mut server, "the slow client's bytes are on their way to the server");
+                if start.elapsed() > scaled(SETTLE) {
+                    panic!(
+                        "after {:?} the server had not read the slow client's bytes ({:?} still in the client's \
+                         send queue). Keep reading from a client while its echo waits to be sent.\n{}",
+                        scaled(SETTLE),
+                        mine.map(|m| m.tx_queue),
+                        server.describe()
+                    );
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+            if held < data.len() {
                 break;
             }
-            watch.check(&mut server, "the slow client's 1 MiB is on its way to the server");
-            if start.elapsed() > scaled(SETTLE) {
-                panic!(
-                    "after {:?} the server had not read the slow client's 1 MiB ({:?} still in the client's send \
-                     queue). Keep reading from a client while its echo waits to be sent.\n{}",
-                    scaled(SETTLE),
-                    mine.map(|m| m.tx_queue),
-                    server.describe()
-                );
-            }
-            thread::sleep(Duration::from_millis(2));
         }
+        assert!(
+            held < data.len(),
+            "the kernel's socket buffers held all {} bytes the test sent: no send could fall short",
+            data.len()
+        );
+        slow.shutdown(Shutdown::Write).expect("half-close");
         await_asleep(&mut server, "the slow client reads nothing yet");
         let mut other = vec![server.connect()];
         let ping = vec![b"ping while another client's bytes wait".to_vec()];
@@ -983,4 +1053,12 @@ fn driver_idle_cpu(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
     Isolation::new()
         .deadline(echo_clients::TEST_DEADLINE)
         .run(|| student(|| echo_clients::idle_cpu(driver_server(trigger))));
+}
+
+/// Bytes waiting in a socket's receive queue (FIONREAD).
+fn queued(s: &TcpStream) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `n`.
+    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &raw mut n) };
+    if r < 0 { 0 } else { n as usize }
 }
