@@ -125,7 +125,15 @@ impl Server {
                 let text = match outcome {
                     Ok(Err(e)) => format!("serve returned Err({e:?}): {}", e.desc()),
                     Ok(Ok(never)) => match never {},
-                    Err(_) => "serve panicked".to_owned(),
+                    // A stub's todo!() is passed on as it is, so the test reports "not started".
+                    Err(p) => p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .map_or_else(
+                            || "serve panicked".to_owned(),
+                            |m| format!("serve panicked: {m}"),
+                        ),
                 };
                 let _ = nix::unistd::write(&err_w, text.as_bytes());
                 // SAFETY: ends the forked copy without running the test's code or destructors.
@@ -146,8 +154,21 @@ impl Server {
     }
 
     /// A client connected to the server (blocking, reads time out after a moment).
-    fn connect(&self) -> TcpStream {
-        connect(self.port)
+    fn connect(&mut self) -> TcpStream {
+        match TcpStream::connect(("127.0.0.1", self.port)) {
+            Ok(s) => {
+                s.set_read_timeout(Some(Duration::from_millis(20)))
+                    .expect("SO_RCVTIMEO");
+                s
+            }
+            Err(e) => {
+                self.check_exited("a client connects");
+                panic!(
+                    "a client could not connect to the server: {e}\n{}",
+                    self.describe()
+                )
+            }
+        }
     }
 
     /// Fails with the server's exit status and what `serve` said, if it is no longer running.
@@ -162,6 +183,11 @@ impl Server {
                 let mut said = vec![0u8; 4096];
                 let n = nix::unistd::read(&self.errors, &mut said).unwrap_or(0);
                 let said = String::from_utf8_lossy(&said[..n]).into_owned();
+                if let Some(todo) = said.strip_prefix("serve panicked: ")
+                    && todo.starts_with("not yet implemented")
+                {
+                    panic!("{todo}");
+                }
                 let how = match status {
                     WaitStatus::Signaled(_, Signal::SIGPIPE, _) => {
                         "killed by SIGPIPE: it wrote to a connection its client had reset. A write to a \
@@ -603,7 +629,10 @@ fn send_all(server: &mut Server, c: &mut TcpStream, data: &[u8], doing: &str) {
                 thread::sleep(Duration::from_millis(1));
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => panic!("a client's send failed ({e}) while {doing}"),
+            Err(e) => {
+                server.check_exited(doing);
+                panic!("a client's send failed ({e}) while {doing}")
+            }
         }
     }
     c.set_nonblocking(false).expect("blocking again");
@@ -811,7 +840,7 @@ fn a_slow_reader_gets_a_mebibyte_and_others_are_served(
         await_asleep(&mut server, "the slow client reads nothing yet");
         let mut other = vec![server.connect()];
         let ping = vec![b"ping while another client's bytes wait".to_vec()];
-        other[0].write_all(&ping[0]).expect("send ping");
+        send_all(&mut server, &mut other[0], &ping[0], "a client sends");
         collect(&mut server, &mut other, &ping, false, "a second client waits while the slow client reads nothing");
         // Slowly at first: a few small reads with pauses, then the rest.
         let mut first = Vec::new();
@@ -842,12 +871,12 @@ fn an_idle_server_uses_almost_no_cpu(#[values(Trigger::Level, Trigger::Edge)] tr
         let mut clients: Vec<TcpStream> = (0..8).map(|_| server.connect()).collect();
         let sent: Vec<Vec<u8>> = (0..8).map(|i| payload(i, 2000 + i * 100)).collect();
         for (i, c) in clients.iter_mut().enumerate() {
-            c.write_all(&sent[i]).expect("send");
+            send_all(&mut server, c, &sent[i], "a client sends");
         }
         collect(&mut server, &mut clients, &sent, false, "idle clients get a first echo");
         let mut gone = vec![server.connect()];
         let bye = vec![b"bye".to_vec()];
-        gone[0].write_all(&bye[0]).expect("send");
+        send_all(&mut server, &mut gone[0], &bye[0], "a client sends");
         gone[0].shutdown(Shutdown::Write).expect("half-close");
         collect(&mut server, &mut gone, &bye, true, "a client says bye and half-closes");
         drop(gone);
@@ -904,7 +933,7 @@ fn closed_connections_leave_no_fd_behind(
         let mut clients: Vec<TcpStream> = (0..10).map(|_| server.connect()).collect();
         let sent: Vec<Vec<u8>> = (0..10).map(|i| payload(i, 500 + i)).collect();
         for (i, c) in clients.iter_mut().enumerate() {
-            c.write_all(&sent[i]).expect("send");
+            send_all(&mut server, c, &sent[i], "a client sends");
             c.shutdown(Shutdown::Write).expect("half-close");
         }
         collect(&mut server, &mut clients, &sent, true, "clients say goodbye");
@@ -950,7 +979,7 @@ fn closed_connections_leave_no_fd_behind(
         }
         let mut again = vec![server.connect()];
         let hi = vec![b"still there?".to_vec()];
-        again[0].write_all(&hi[0]).expect("send");
+        send_all(&mut server, &mut again[0], &hi[0], "a client sends");
         collect(&mut server, &mut again, &hi, false, "a new client comes after the resets");
     });
 }
@@ -975,7 +1004,7 @@ fn more_than_1024_clients_are_served(#[values(Trigger::Level, Trigger::Edge)] tr
         for i in 0..n {
             let mut c = server.connect();
             let msg = format!("client {i} of {n}").into_bytes();
-            c.write_all(&msg).expect("send");
+            send_all(&mut server, &mut c, &msg, "a client sends");
             clients.push(c);
             sent.push(msg);
             if i % 100 == 99 {
@@ -1019,13 +1048,34 @@ fn driver_server(trigger: Trigger) -> impl FnOnce(TcpListener) -> io::Result<()>
     }
 }
 
+/// One round trip on a server of the test's own first, so that a stub is reported as not
+/// started (the driver reports a server's panic in its own words).
+fn probe(trigger: Trigger) {
+    let (l, port) = listener();
+    let mut server = Server::start(l, port, trigger);
+    let mut c = vec![server.connect()];
+    let msg = vec![b"probe".to_vec()];
+    send_all(&mut server, &mut c[0], &msg[0], "a client sends");
+    c[0].shutdown(Shutdown::Write).expect("half-close");
+    collect(
+        &mut server,
+        &mut c,
+        &msg,
+        true,
+        "a first client makes one round trip",
+    );
+}
+
 /// The driver's proptest scripts: many clients at once, random chunk sizes, interleaved
 /// sends, half-closes and abrupt disconnects; every client gets back exactly what it sent.
 #[rstest]
 fn driver_scripts(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
     Isolation::new()
         .deadline(echo_clients::TEST_DEADLINE)
-        .run(|| student(|| echo_clients::scripts(driver_server(trigger), 24, 12)));
+        .run(|| {
+            student(|| probe(trigger));
+            student(|| echo_clients::scripts(driver_server(trigger), 24, 12))
+        });
 }
 
 /// The driver's fairness check: while one client floods the server, the others' round trips
@@ -1035,6 +1085,7 @@ fn driver_fairness(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
     Isolation::new()
         .deadline(echo_clients::TEST_DEADLINE)
         .run(|| {
+            student(|| probe(trigger));
             student(|| echo_clients::fairness(driver_server(trigger), 4, 5, Duration::from_secs(2)))
         });
 }
@@ -1044,7 +1095,10 @@ fn driver_fairness(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
 fn driver_big_slow(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
     Isolation::new()
         .deadline(echo_clients::TEST_DEADLINE)
-        .run(|| student(|| echo_clients::big_slow(driver_server(trigger))));
+        .run(|| {
+            student(|| probe(trigger));
+            student(|| echo_clients::big_slow(driver_server(trigger)))
+        });
 }
 
 /// The driver's idle check: with idle, half-closed and reset clients the server sleeps.
@@ -1052,7 +1106,10 @@ fn driver_big_slow(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
 fn driver_idle_cpu(#[values(Trigger::Level, Trigger::Edge)] trigger: Trigger) {
     Isolation::new()
         .deadline(echo_clients::TEST_DEADLINE)
-        .run(|| student(|| echo_clients::idle_cpu(driver_server(trigger))));
+        .run(|| {
+            student(|| probe(trigger));
+            student(|| echo_clients::idle_cpu(driver_server(trigger)))
+        });
 }
 
 /// Bytes waiting in a socket's receive queue (FIONREAD).
