@@ -227,6 +227,11 @@ impl Server {
     /// Binds 127.0.0.1:0, forks the server and waits until a thread of it sleeps in accept(2).
     fn start() -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        // Accepted sockets inherit the listener's send buffer. Left to autotuning, loopback
+        // send buffers grow to megabytes, and a server echoing to a client that does not read
+        // may not fill its own before the test gives up (seen once in CI): 32 KiB makes the
+        // server's writes block after a few dozen KiB. It changes nothing else.
+        setsockopt(&listener, sockopt::SndBuf, &(32 * 1024)).expect("SO_SNDBUF");
         let port = listener.local_addr().expect("local_addr").port();
         let me = nix::unistd::getpid();
         let listener_inode = procfs::fds(me)
