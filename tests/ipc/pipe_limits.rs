@@ -882,9 +882,18 @@ fn run_writers(batches: &[Vec<Vec<u8>>], barrier: bool) -> Run {
 fn check_write_calls(pids: &[Pid], batches: &[Vec<Vec<u8>>], written: &[usize]) {
     for (w, &pid) in pids.iter().enumerate() {
         let Some((calls, bytes)) = write_counts(pid) else {
-            fail(format!(
-                "cannot read /proc/{pid}/io of writer {w} before it is reaped"
-            ));
+            // A zombie's /proc/<pid>/io needs CAP_SYS_PTRACE (its memory is gone, so the
+            // kernel cannot check it is dumpable): as a normal user it is refused.
+            if nix::unistd::geteuid().is_root() {
+                fail(format!(
+                    "cannot read /proc/{pid}/io of writer {w} before it is reaped"
+                ));
+            }
+            eprintln!(
+                "note: /proc/{pid}/io of the exited writer {w} is not readable without root, so the count of its \
+                 write(2) calls is not checked here (the records' arrival whole still is)"
+            );
+            continue;
         };
         let records = written[w] as u64;
         let sent: u64 = batches[w][..written[w]]
